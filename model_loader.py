@@ -1,0 +1,172 @@
+"""Loading model.pkl safely, once, and scoring rows with it.
+
+`load_model(folder)` refuses a model it can't trust, with one line naming the file
+and the cause: a missing file, a checksum that doesn't match model.json (checked
+before unpickling, because unpickling runs code), a scikit-learn or numpy version
+other than the one that made the pickle, or a pickle that doesn't fit model.json.
+"""
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.exceptions import InconsistentVersionWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+METADATA_FILE = "model.json"
+REQUIRED_METADATA = ("model_file", "model_sha256", "features", "class_names", "versions")
+
+
+class ModelError(Exception):
+    """The model can't be served; the message is one line naming the file and the cause."""
+
+
+def read_metadata(folder):
+    path = Path(folder) / METADATA_FILE
+    try:
+        metadata = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: not found") from None
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{path}: unreadable ({err})") from None
+    if not isinstance(metadata, dict):
+        raise ModelError(f"{path}: not a JSON object")
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise ModelError(f"{path}: missing {', '.join(missing)}")
+    return metadata
+
+
+def check_versions(metadata, path):
+    trained = metadata["versions"]
+    if trained.get("scikit-learn") != sklearn.__version__:
+        raise ModelError(
+            f"{path}: made with scikit-learn {trained.get('scikit-learn')}, but "
+            f"scikit-learn {sklearn.__version__} is installed; install the version in "
+            "requirements.txt or retrain"
+        )
+    trained_numpy_major = str(trained.get("numpy", "")).split(".")[0]
+    if trained_numpy_major != np.__version__.split(".")[0]:
+        raise ModelError(
+            f"{path}: made with numpy {trained.get('numpy')}, but numpy {np.__version__} "
+            "is installed; install the version in requirements.txt or retrain"
+        )
+
+
+def load_pipeline(metadata, folder, expected_sha256=None):
+    path = Path(folder) / metadata["model_file"]
+    expected = (expected_sha256 or metadata["model_sha256"]).lower()
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: not found") from None
+    except OSError as err:
+        raise ModelError(f"{path}: unreadable ({err})") from None
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != expected:
+        raise ModelError(f"{path}: SHA-256 is {actual}, expected {expected}; refusing to unpickle it")
+    check_versions(metadata, path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            pipeline = joblib.load(path)
+    except InconsistentVersionWarning as warning:
+        raise ModelError(f"{path}: {warning}".replace("\n", " ")) from None
+    except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
+        raise ModelError(f"{path}: failed to load ({type(err).__name__}: {err})") from None
+    if not hasattr(pipeline, "predict_proba"):
+        raise ModelError(f"{path}: holds a {type(pipeline).__name__}, which has no predict_proba")
+    n_features = getattr(pipeline, "n_features_in_", None)
+    if n_features != len(metadata["features"]):
+        raise ModelError(
+            f"{path}: expects {n_features} features, {METADATA_FILE} lists {len(metadata['features'])}"
+        )
+    n_classes = len(getattr(pipeline, "classes_", []))
+    if n_classes != len(metadata["class_names"]):
+        raise ModelError(
+            f"{path}: has {n_classes} classes, {METADATA_FILE} lists {len(metadata['class_names'])}"
+        )
+    return pipeline
+
+
+def affine_softmax(pipeline):
+    """StandardScaler + LogisticRegression as one matrix product and a softmax.
+
+    scikit-learn's predict_proba spends most of a one-row call checking its input;
+    the fitted pipeline itself is `softmax(x @ weights + bias)`. Returns a function
+    computing that, or None for any pipeline of another shape.
+    """
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+        return None
+    scaler, classifier = (step for _, step in pipeline.steps)
+    if type(scaler) is not StandardScaler or type(classifier) is not LogisticRegression:
+        return None
+    mean, scale = scaler_mean_and_scale(scaler)
+    weights = (classifier.coef_ / scale).T
+    bias = classifier.intercept_ - (mean / scale) @ classifier.coef_.T
+    if weights.shape[1] == 1:  # binary: one decision function, probability by the logistic
+        weights = np.hstack([-weights / 2, weights / 2])
+        bias = np.array([-bias[0] / 2, bias[0] / 2])
+
+    def predict_proba(rows):
+        scores = rows @ weights + bias
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+    return predict_proba
+
+
+def scaler_mean_and_scale(scaler):
+    # StandardScaler(with_mean=False) or (with_std=False) stores None for that part.
+    n_features = scaler.n_features_in_
+    mean = scaler.mean_ if scaler.mean_ is not None else np.zeros(n_features)
+    scale = scaler.scale_ if scaler.scale_ is not None else np.ones(n_features)
+    return mean, scale
+
+
+def probe_rows(pipeline, count=512, seed=0):
+    """Points spread well beyond the training data, to check a fast path against the pipeline."""
+    mean, scale = scaler_mean_and_scale(pipeline.steps[0][1])
+    rng = np.random.default_rng(seed)
+    return mean + scale * rng.normal(scale=3.0, size=(count, mean.shape[0]))
+
+
+class LoadedModel:
+    """The verified pipeline with its metadata, and the fastest scorer that agrees with it."""
+
+    def __init__(self, pipeline, metadata):
+        self.pipeline = pipeline
+        self.metadata = metadata
+        self.features = list(metadata["features"])
+        self.class_names = list(metadata["class_names"])
+        self.fast_path = affine_softmax(pipeline)
+        if self.fast_path is not None:
+            probe = probe_rows(pipeline)
+            fast, exact = self.fast_path(probe), pipeline.predict_proba(probe)
+            # Correctness is never traded for speed: any disagreement, and the pipeline scores.
+            if not (
+                np.allclose(fast, exact, rtol=0, atol=1e-9)
+                and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe))
+            ):
+                self.fast_path = None
+
+    def predict_proba(self, rows):
+        """Class probabilities for a (n, features) float array."""
+        if self.fast_path is not None:
+            return self.fast_path(rows)
+        return self.pipeline.predict_proba(rows)
+
+
+def load_model(folder, expected_sha256=None):
+    """Read model.json, verify and load model.pkl. `expected_sha256` overrides model.json's."""
+    metadata = read_metadata(folder)
+    pipeline = load_pipeline(metadata, folder, expected_sha256)
+    return LoadedModel(pipeline, metadata)

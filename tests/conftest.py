@@ -1,0 +1,103 @@
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import functions_framework
+import pytest
+import requests
+from sklearn.datasets import load_iris
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
+TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+@pytest.fixture(scope="session")
+def app():
+    return functions_framework.create_app("predict", str(ROOT / "main.py"))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def metadata():
+    return json.loads((ROOT / "model.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def iris():
+    return load_iris()
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    import joblib
+
+    return joblib.load(ROOT / "model.pkl")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """functions-framework serving `source`, as `make serve` does, on a free loopback port."""
+
+    def __init__(self, source, env=None, python_bin=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        command = [
+            str(Path(python_bin or Path(sys.executable).parent) / "functions-framework"),
+            "--target", "predict", "--source", str(source),
+            "--host", "127.0.0.1", "--port", str(self.port),
+        ]
+        # Its output goes to files, not pipes: a pipe nobody reads would fill and stall it.
+        self.stdout = tempfile.TemporaryFile("w+")
+        self.stderr = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(
+            command, cwd=Path(source).parent, env=env, stdout=self.stdout, stderr=self.stderr, text=True
+        )
+
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()[1]}")
+            try:
+                requests.get(self.url, timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in time")
+
+    def output(self):
+        """What the server printed so far: (stdout, stderr)."""
+        for stream in (self.stdout, self.stderr):
+            stream.flush()
+            stream.seek(0)
+        return self.stdout.read(), self.stderr.read()
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return self.output()
+
+
+@pytest.fixture(scope="session")
+def server():
+    running = Server(ROOT / "main.py").wait_ready()
+    yield running
+    running.stop()

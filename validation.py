@@ -1,0 +1,167 @@
+"""Every rule about what a request may hold, in one place.
+
+Anything wrong raises InputError with an HTTP status (400, or 413 for too much),
+a message for people, and `field`: the JSON path of the offending value, where
+there is one ("petal_width", "instances[3].petal_width", "calls[2][0]").
+"""
+
+import json
+import math
+
+import numpy as np
+
+
+class InputError(Exception):
+    def __init__(self, message, field=None, status=400):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+def read_json(request, max_bytes):
+    """The body parsed as JSON, whatever its Content-Type (so plain `curl -d` works too)."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise InputError(f"body is {request.content_length} bytes; the limit is {max_bytes}", status=413)
+    # Read at most one byte past the limit, so an unannounced (chunked) flood is refused
+    # without holding it in memory.
+    chunks, size = [], 0
+    while size <= max_bytes:
+        chunk = request.stream.read(max_bytes + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    if size > max_bytes:
+        raise InputError(f"body is over the limit of {max_bytes} bytes", status=413)
+    if not body.strip():
+        raise InputError("empty body; send a JSON object")
+    try:
+        return json.loads(body, parse_constant=reject_constant)
+    except InputError:
+        raise
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply") from None
+    except UnicodeDecodeError:
+        raise InputError("malformed JSON: not valid UTF-8") from None
+    except ValueError as err:
+        raise InputError(f"malformed JSON: {err}") from None
+
+
+def reject_constant(name):
+    raise InputError(f"malformed JSON: {name} is not a JSON number")
+
+
+def kind_of(value):
+    if value is None:
+        return "null"
+    return {bool: "a boolean", str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def number(value, field, feature):
+    """A finite float from a JSON number; anything else is an InputError naming `field`."""
+    if type(value) not in (int, float):  # bool is an int subclass, and is refused here
+        raise InputError(f"{feature} must be a number, not {kind_of(value)}", field)
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise InputError(f"{feature} must be a finite number", field)
+    return result
+
+
+def path(prefix, key):
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else key
+
+
+def row_from_object(obj, features, prefix=""):
+    """{"sepal_length": 5.1, ...} -> [5.1, ...] in the model's feature order."""
+    for feature in features:
+        if feature not in obj:
+            raise InputError(f"{feature} is missing", path(prefix, feature))
+    if len(obj) != len(features):
+        unknown = next(key for key in obj if key not in features)
+        raise InputError(
+            f"unknown field {unknown!r}; the fields are {', '.join(features)}", path(prefix, unknown)
+        )
+    return [number(obj[feature], path(prefix, feature), feature) for feature in features]
+
+
+def row_from_list(values, features, prefix):
+    """[5.1, 3.5, 1.4, 0.2] -> the same, checked, in the model's feature order."""
+    if len(values) != len(features):
+        raise InputError(
+            f"a row must hold {len(features)} numbers ({', '.join(features)}), not {len(values)}", prefix
+        )
+    return [number(value, path(prefix, i), feature) for i, (value, feature) in enumerate(zip(values, features))]
+
+
+def single_row(body, features):
+    if not isinstance(body, dict):
+        raise InputError(f"body must be a JSON object with the fields {', '.join(features)}, not {kind_of(body)}")
+    return np.array([row_from_object(body, features)])
+
+
+def batch_rows(body, features, max_rows):
+    """{"instances": [row, ...]}: each row an object or a list in feature order."""
+    unknown = [key for key in body if key != "instances"]
+    if unknown:
+        raise InputError(f"unknown field {unknown[0]!r} beside instances", unknown[0])
+    instances = body["instances"]
+    if not isinstance(instances, list):
+        raise InputError(f"instances must be an array of rows, not {kind_of(instances)}", "instances")
+    if not instances:
+        raise InputError("instances is empty", "instances")
+    check_count(len(instances), max_rows, "instances")
+    rows = []
+    for i, row in enumerate(instances):
+        prefix = f"instances[{i}]"
+        if isinstance(row, dict):
+            rows.append(row_from_object(row, features, prefix))
+        elif isinstance(row, list):
+            rows.append(row_from_list(row, features, prefix))
+        else:
+            raise InputError(f"a row must be an object or an array, not {kind_of(row)}", prefix)
+    return np.array(rows)
+
+
+def bigquery_rows(body, features, max_rows):
+    """BigQuery's {"calls": [[arg, ...], ...]}. Returns the rows to score and, per call,
+    whether it is scored: a call with a SQL NULL among its arguments gets a null reply."""
+    calls = body["calls"]
+    if not isinstance(calls, list):
+        raise InputError(f"calls must be an array, not {kind_of(calls)}", "calls")
+    check_count(len(calls), max_rows, "calls")
+    rows, scored = [], []
+    for i, call in enumerate(calls):
+        prefix = f"calls[{i}]"
+        if not isinstance(call, list):
+            raise InputError(f"a call must be an array of arguments, not {kind_of(call)}", prefix)
+        if len(call) == len(features) and None in call:
+            scored.append(False)
+            continue
+        rows.append(row_from_list(call, features, prefix))
+        scored.append(True)
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(features)), scored
+
+
+def bigquery_return(body, choices):
+    context = body.get("userDefinedContext") or {}
+    if not isinstance(context, dict):
+        raise InputError("userDefinedContext must be an object", "userDefinedContext")
+    choice = context.get("return", choices[0])
+    if choice not in choices:
+        raise InputError(
+            f"userDefinedContext.return must be one of {', '.join(choices)}, not {choice!r}",
+            "userDefinedContext.return",
+        )
+    return choice
+
+
+def check_count(count, max_rows, field):
+    if count > max_rows:
+        raise InputError(f"{field} holds {count} rows; the limit is {max_rows}", field, status=413)
