@@ -1,7 +1,10 @@
 """An HTTP Google Cloud Function that serves the scikit-learn pipeline in model.pkl.
 
 POST {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-  -> {"predicted_class": 0, "class_name": "setosa", "probabilities": {"setosa": 0.97..., ...}}
+  -> {"predicted_class": 0, "class_name": "setosa", "probabilities": {"setosa": 0.98..., ...}}
+POST {"instances": [row, ...]}   -> {"predictions": [answer, ...]}   (Vertex AI, KServe, MLflow)
+POST {"calls": [[...], ...]}     -> {"replies": [...]}               (BigQuery remote functions)
+GET                              -> what this model is, and how to call it
 
 Entry point: `predict`. Run it locally with `functions-framework --target predict`.
 """
@@ -12,12 +15,14 @@ import sys
 from pathlib import Path
 
 import functions_framework
+import numpy as np
 
 from model_loader import ModelError, load_model
-from validation import InputError, read_json, single_row
+from validation import InputError, batch_rows, bigquery_return, bigquery_rows, read_json, single_row
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 1024 * 1024))
+MAX_INSTANCES = int(os.environ.get("MAX_INSTANCES", 10_000))
 
 # The model is loaded once per instance, when Cloud Functions imports this file, and
 # reused by every request: unpickling costs far more than a prediction. A model that
@@ -29,31 +34,95 @@ except ModelError as err:
     sys.exit(f"cannot serve: {err}")
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+BIGQUERY_RETURNS = ("class_name", "predicted_class", "json")
+
+
+def describe(metadata):
+    """GET's answer: the model, and an example of each request it takes."""
+    example = metadata["example"]
+    as_list = [example[name] for name in metadata["features"]]
+    return {
+        "model": {key: metadata.get(key) for key in (
+            "features", "training_columns", "class_names", "pipeline", "training_accuracy",
+            "cv_accuracy", "versions", "model_sha256", "trained_at", "data",
+        )},
+        "requests": {
+            "single": example,
+            "batch": {"instances": [example, as_list]},
+            "bigquery": {"calls": [as_list], "userDefinedContext": {"return": "class_name"}},
+        },
+        "limits": {"max_body_bytes": MAX_BODY_BYTES, "max_instances": MAX_INSTANCES},
+    }
+
+
+DESCRIPTION = json.dumps(describe(MODEL.metadata), indent=2)
+
+
+def score(rows, row_path):
+    """Class probabilities for the rows; `row_path(i)` names row i in an error."""
+    with np.errstate(all="ignore"):
+        try:
+            probabilities = MODEL.predict_proba(rows)
+        except ValueError:  # the pipeline's own check, where values overflow once scaled
+            probabilities = np.full((len(rows), len(MODEL.class_names)), np.nan)
+    unscorable = ~np.isfinite(probabilities).all(axis=1)
+    if unscorable.any():
+        raise InputError("values too large for the model to score", row_path(int(unscorable.argmax())))
+    return probabilities
 
 
 def answers(probabilities):
     """One answer per row: the class index (the original contract), its name, and every
     class's probability."""
     names = MODEL.class_names
-    return [
-        {
-            "predicted_class": int(row.argmax()),
-            "class_name": names[row.argmax()],
-            "probabilities": dict(zip(names, row.tolist())),
-        }
-        for row in probabilities
-    ]
+    answers = []
+    for row in probabilities.tolist():
+        best = row.index(max(row))
+        answers.append({"predicted_class": best, "class_name": names[best], "probabilities": dict(zip(names, row))})
+    return answers
 
 
-def reply(body, status=200):
-    return json.dumps(body), status, JSON_HEADERS
+def reply(body, status=200, headers=JSON_HEADERS):
+    return json.dumps(body), status, headers
+
+
+def single(body):
+    rows = single_row(body, MODEL.features)
+    return reply(answers(score(rows, lambda i: None))[0])
+
+
+def batch(body):
+    rows = batch_rows(body, MODEL.features, MAX_INSTANCES)
+    return reply({"predictions": answers(score(rows, lambda i: f"instances[{i}]"))})
+
+
+def bigquery(body):
+    """A BigQuery remote function call: one reply per call, in order. BigQuery retries
+    5xx answers, so bad input must be a 4xx; its error key is `errorMessage`."""
+    try:
+        returning = bigquery_return(body, BIGQUERY_RETURNS)
+        rows, scored = bigquery_rows(body, MODEL.features, MAX_INSTANCES)
+        scored_indexes = [i for i, is_scored in enumerate(scored) if is_scored]
+        found = answers(score(rows, lambda i: f"calls[{scored_indexes[i]}]")) if len(rows) else []
+    except InputError as err:
+        where = f"{err.field}: " if err.field else ""
+        return reply({"errorMessage": (where + err.message)[:1000]}, err.status)
+    if returning != "json":
+        found = [answer[returning] for answer in found]
+    found = iter(found)
+    return reply({"replies": [next(found) if is_scored else None for is_scored in scored]})
 
 
 @functions_framework.http
 def predict(request):
+    if request.method in ("GET", "HEAD"):
+        return DESCRIPTION, 200, JSON_HEADERS
     try:
         body = read_json(request, MAX_BODY_BYTES)
-        rows = single_row(body, MODEL.features)
+        if isinstance(body, dict) and "calls" in body:
+            return bigquery(body)
+        if isinstance(body, dict) and "instances" in body:
+            return batch(body)
+        return single(body)
     except InputError as err:
         return reply({"error": err.message, "field": err.field}, err.status)
-    return reply(answers(MODEL.predict_proba(rows))[0])

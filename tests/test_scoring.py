@@ -1,0 +1,72 @@
+"""The fast scorer agrees with scikit-learn's own predict_proba, or is not used."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from model_loader import LoadedModel, affine_softmax
+
+
+def random_points(X, count, seed):
+    rng = np.random.default_rng(seed)
+    low, high = X.min(axis=0), X.max(axis=0)
+    span = high - low
+    return rng.uniform(low - span, high + span, size=(count, X.shape[1]))
+
+
+def assert_agrees(scorer, pipeline, X):
+    fast, exact = scorer(X), pipeline.predict_proba(X)
+    assert np.allclose(fast, exact, rtol=0, atol=1e-12)
+    assert np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(X))
+
+
+def test_served_model_uses_the_fast_scorer(pipeline):
+    import main
+
+    assert main.MODEL.fast_path is not None
+
+
+def test_fast_scorer_on_the_iris_rows_and_random_points(pipeline, iris):
+    scorer = affine_softmax(pipeline)
+    assert_agrees(scorer, pipeline, iris.data)
+    assert_agrees(scorer, pipeline, random_points(iris.data, 20_000, seed=1))
+
+
+def test_a_row_scores_the_same_alone_or_in_a_batch(pipeline, iris):
+    scorer = affine_softmax(pipeline)
+    together = scorer(iris.data)
+    for i, row in enumerate(iris.data):
+        assert np.array_equal(scorer(row[np.newaxis, :]), together[i:i + 1])
+
+
+@pytest.mark.parametrize("load", [load_wine, load_breast_cancer], ids=["wine, 3 classes", "breast cancer, binary"])
+def test_fast_scorer_on_other_data(load):
+    X, y = load(return_X_y=True)
+    pipeline = Pipeline([("scaler", StandardScaler()), ("model", LogisticRegression(max_iter=1000))]).fit(X, y)
+    assert_agrees(affine_softmax(pipeline), pipeline, np.vstack([X, random_points(X, 5_000, seed=2)]))
+
+
+def test_unrecognised_pipeline_falls_back_to_predict_proba(iris, metadata):
+    pipeline = Pipeline([("scaler", MinMaxScaler()), ("model", LogisticRegression())]).fit(iris.data, iris.target)
+    assert affine_softmax(pipeline) is None
+    model = LoadedModel(pipeline, metadata)
+    assert model.fast_path is None
+    assert np.array_equal(model.predict_proba(iris.data), pipeline.predict_proba(iris.data))
+
+
+def test_fast_scorer_that_disagrees_is_not_used(pipeline, metadata, monkeypatch):
+    import model_loader
+
+    monkeypatch.setattr(model_loader, "affine_softmax", lambda p: (lambda rows: np.full((len(rows), 3), 1 / 3)))
+    assert LoadedModel(pipeline, metadata).fast_path is None
+
+
+def test_answers_through_the_pipeline_path_match(client, iris, pipeline, monkeypatch):
+    import main
+
+    monkeypatch.setattr(main.MODEL, "fast_path", None)
+    predictions = client.post("/", json={"instances": iris.data.tolist()}).get_json()["predictions"]
+    assert [p["predicted_class"] for p in predictions] == pipeline.predict(iris.data).tolist()
