@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
-ARCHIVE_FILES := main.py model_loader.py validation.py model.pkl model.json requirements.txt
+ARCHIVE_FILES := main.py model_loader.py validation.py openapi.py page.html model.pkl model.json requirements.txt
 
 .DEFAULT_GOAL := help
 .PHONY: help install train test serve archive clean

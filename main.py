@@ -4,25 +4,34 @@ POST {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width
   -> {"predicted_class": 0, "class_name": "setosa", "probabilities": {"setosa": 0.98..., ...}}
 POST {"instances": [row, ...]}   -> {"predictions": [answer, ...]}   (Vertex AI, KServe, MLflow)
 POST {"calls": [[...], ...]}     -> {"replies": [...]}               (BigQuery remote functions)
-GET                              -> what this model is, and how to call it
+GET                              -> what this model is, and how to call it (a browser gets a page)
+GET /openapi.json                -> the API as OpenAPI 3.1
+OPTIONS                          -> CORS preflight
 
 Entry point: `predict`. Run it locally with `functions-framework --target predict`.
+Read top to bottom: configuration, the model loaded once, the answers, then `predict`.
 """
 
 import json
 import os
+import secrets
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import functions_framework
 import numpy as np
+from flask import g
 
 from model_loader import ModelError, load_model
+from openapi import openapi_document
 from validation import InputError, batch_rows, bigquery_return, bigquery_rows, read_json, single_row
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 1024 * 1024))
 MAX_INSTANCES = int(os.environ.get("MAX_INSTANCES", 10_000))
+ALLOWED_ORIGINS = [origin.strip() for origin in os.environ.get("ALLOWED_ORIGINS", "*").split(",") if origin.strip()]
 
 # The model is loaded once per instance, when Cloud Functions imports this file, and
 # reused by every request: unpickling costs far more than a prediction. A model that
@@ -35,6 +44,13 @@ except ModelError as err:
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 BIGQUERY_RETURNS = ("class_name", "predicted_class", "json")
+ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "3600",
+    "Allow": ALLOWED_METHODS,
+}
 
 
 def describe(metadata):
@@ -55,11 +71,15 @@ def describe(metadata):
     }
 
 
+# GET's answers never change while the instance lives: built once, here.
 DESCRIPTION = json.dumps(describe(MODEL.metadata), indent=2)
+OPENAPI = json.dumps(openapi_document(MODEL.metadata, BIGQUERY_RETURNS, MAX_INSTANCES), indent=2)
+PAGE = (HERE / "page.html").read_text()
 
 
 def score(rows, row_path):
     """Class probabilities for the rows; `row_path(i)` names row i in an error."""
+    g.rows_predicted = len(rows)
     with np.errstate(all="ignore"):
         try:
             probabilities = MODEL.predict_proba(rows)
@@ -113,16 +133,81 @@ def bigquery(body):
     return reply({"replies": [next(found) if is_scored else None for is_scored in scored]})
 
 
+def cors_headers(origin):
+    """Which web pages may read the answers: ALLOWED_ORIGINS, `*` (any) by default. `*` is
+    safe here because the function uses no cookies or other credentials."""
+    if "*" in ALLOWED_ORIGINS:
+        return {"Access-Control-Allow-Origin": "*"}
+    if origin in ALLOWED_ORIGINS:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {"Vary": "Origin"}  # no allow header: the browser withholds the answer
+
+
+def wants_html(request):
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def handle(request):
+    """Route by method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
+    if request.method == "POST":
+        try:
+            body = read_json(request, MAX_BODY_BYTES)
+            if isinstance(body, dict) and "calls" in body:
+                return bigquery(body)
+            if isinstance(body, dict) and "instances" in body:
+                return batch(body)
+            return single(body)
+        except InputError as err:
+            return reply({"error": err.message, "field": err.field}, err.status)
+    if request.method in ("GET", "HEAD"):
+        if request.path.rstrip("/").endswith("/openapi.json") or "openapi" in request.args:
+            return OPENAPI, 200, JSON_HEADERS
+        if wants_html(request):
+            return PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
+        return DESCRIPTION, 200, JSON_HEADERS
+    if request.method == "OPTIONS":
+        return "", 204, PREFLIGHT_HEADERS
+    return reply(
+        {"error": f"method {request.method} is not allowed; POST predicts, GET describes the model", "field": None},
+        405, {**JSON_HEADERS, "Allow": ALLOWED_METHODS},
+    )
+
+
+def log_request(request, status, started, body):
+    """One JSON line per request, in the form Cloud Logging reads. Never the request body."""
+    entry = {
+        "severity": "INFO" if status < 400 else "WARNING" if status < 500 else "ERROR",
+        "message": f"{request.method} {request.path} {status}",
+        "httpRequest": {
+            "requestMethod": request.method,
+            "requestUrl": request.path,
+            "status": status,
+            "latency": f"{time.perf_counter() - started:.6f}s",
+            "requestSize": str(request.content_length or 0),
+            "responseSize": str(len(body)),
+            "userAgent": request.user_agent.string,
+        },
+        "rows": g.get("rows_predicted", 0),
+    }
+    sys.stdout.write(json.dumps(entry) + "\n")
+    sys.stdout.flush()
+
+
 @functions_framework.http
 def predict(request):
-    if request.method in ("GET", "HEAD"):
-        return DESCRIPTION, 200, JSON_HEADERS
+    started = time.perf_counter()
     try:
-        body = read_json(request, MAX_BODY_BYTES)
-        if isinstance(body, dict) and "calls" in body:
-            return bigquery(body)
-        if isinstance(body, dict) and "instances" in body:
-            return batch(body)
-        return single(body)
-    except InputError as err:
-        return reply({"error": err.message, "field": err.field}, err.status)
+        body, status, headers = handle(request)
+    except Exception:
+        # Not the caller's fault. The answer gives a short reference and no details; the
+        # log line with the same reference holds the traceback.
+        reference = secrets.token_hex(4)
+        sys.stdout.write(json.dumps({
+            "severity": "ERROR",
+            "message": f"internal error {reference}: {traceback.format_exc()}",
+        }) + "\n")
+        body, status, headers = json.dumps(
+            {"error": f"internal error (reference {reference})", "field": None}
+        ), 500, JSON_HEADERS
+    log_request(request, status, started, body)
+    return body, status, {**headers, **cors_headers(request.headers.get("Origin"))}

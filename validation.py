@@ -10,6 +10,10 @@ import math
 
 import numpy as np
 
+# Far beyond any real measurement, and far enough from float overflow that the model's
+# arithmetic on any accepted row stays finite.
+MAX_MAGNITUDE = 1e100
+
 
 class InputError(Exception):
     def __init__(self, message, field=None, status=400):
@@ -22,6 +26,7 @@ class InputError(Exception):
 def read_json(request, max_bytes):
     """The body parsed as JSON, whatever its Content-Type (so plain `curl -d` works too)."""
     if request.content_length is not None and request.content_length > max_bytes:
+        request._cached_data = b""
         raise InputError(f"body is {request.content_length} bytes; the limit is {max_bytes}", status=413)
     # Read at most one byte past the limit, so an unannounced (chunked) flood is refused
     # without holding it in memory.
@@ -33,6 +38,10 @@ def read_json(request, max_bytes):
         chunks.append(chunk)
         size += len(chunk)
     body = b"".join(chunks)
+    # functions-framework reads the whole body after every request; hand it what was read
+    # here, so it neither reads twice nor buffers an oversized body (gunicorn then skips the
+    # rest in small pieces).
+    request._cached_data = body if size <= max_bytes else b""
     if size > max_bytes:
         raise InputError(f"body is over the limit of {max_bytes} bytes", status=413)
     if not body.strip():
@@ -69,6 +78,8 @@ def number(value, field, feature):
         result = math.inf
     if not math.isfinite(result):
         raise InputError(f"{feature} must be a finite number", field)
+    if abs(result) > MAX_MAGNITUDE:
+        raise InputError(f"{feature} must be between {-MAX_MAGNITUDE:g} and {MAX_MAGNITUDE:g}", field)
     return result
 
 
@@ -150,7 +161,7 @@ def bigquery_rows(body, features, max_rows):
 
 
 def bigquery_return(body, choices):
-    context = body.get("userDefinedContext") or {}
+    context = body.get("userDefinedContext", {})
     if not isinstance(context, dict):
         raise InputError("userDefinedContext must be an object", "userDefinedContext")
     choice = context.get("return", choices[0])

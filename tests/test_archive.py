@@ -8,7 +8,9 @@ import requests
 
 from conftest import ROOT, TUTORIAL_ROW, Server
 
-EXPECTED = {"main.py", "model_loader.py", "validation.py", "model.pkl", "model.json", "requirements.txt"}
+EXPECTED = {
+    "main.py", "model_loader.py", "validation.py", "openapi.py", "page.html", "model.pkl", "model.json", "requirements.txt",
+}
 
 
 @pytest.fixture(scope="module")

@@ -151,14 +151,13 @@ def test_metadata_that_does_not_fit_the_pickle(bundle):
 
 
 def test_function_refuses_to_start_on_a_bad_model(bundle):
-    shutil.copy(ROOT / "main.py", bundle)
-    for module in ("model_loader.py", "validation.py"):
-        shutil.copy(ROOT / module, bundle)
+    for name in ("main.py", "model_loader.py", "validation.py", "openapi.py", "page.html"):
+        shutil.copy(ROOT / name, bundle)
     (bundle / "model.pkl").write_bytes(b"tampered")
     result = subprocess.run(
         [sys.executable, "-m", "functions_framework", "--target", "predict", "--source", str(bundle / "main.py"),
          "--port", "0"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, cwd=bundle,
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(f"cannot serve: {bundle / 'model.pkl'}: SHA-256 is ")
