@@ -3,11 +3,21 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Built from requirements.txt alone, as Cloud Functions builds it: what bench and soak measure.
+SERVE_VENV := .venv-serve
 PORT ?= 8080
 ARCHIVE_FILES := main.py model_loader.py validation.py openapi.py page.html model.pkl model.json requirements.txt
+# Debian packages some targets need: Chromium for the browser tests, wrk for load.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+# Each CPython 3.11+ that pyenv has here (else $(PYTHON)): the deploy rehearsal runs on each.
+VERIFY_PYTHONS ?= $(or $(wildcard $(HOME)/.pyenv/versions/3.1[1-9].*/bin/python3),$(PYTHON))
+FUNCTION ?= iris-function
+REGION ?= us-central1
+RUNTIME ?= python312
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test serve archive clean
+.PHONY: help install train test serve archive verify wheels bench soak deploy screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,10 +30,21 @@ $(VENV)/installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+$(SERVE_VENV)/installed: requirements.txt
+	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null || { $(APT_INSTALL) chromium; }
+
+wrk:
+	@command -v wrk >/dev/null || { $(APT_INSTALL) wrk; }
+
 train: install ## fit the pipeline on iris (or DATA=file.csv TARGET=column) -> model.pkl, model.json
 	$(BIN)/python train.py $(if $(DATA),--data "$(DATA)" --target "$(TARGET)")
 
-test: install ## run every test
+test: install chromium ## run every test
 	$(BIN)/python -m pytest
 
 serve: install ## serve the function on http://127.0.0.1:$(PORT) (PORT=8080 by default)
@@ -33,9 +54,29 @@ archive: archive.zip ## build archive.zip, the upload for Cloud Functions
 
 archive.zip: $(ARCHIVE_FILES)
 	rm -f $@
-	zip -X -q $@ $(ARCHIVE_FILES)
+	$(PYTHON) -m zipfile -c $@ $(ARCHIVE_FILES)
 	@echo "built $@: $(ARCHIVE_FILES)"
 
-clean: ## remove .venv, archive.zip and caches
-	rm -rf $(VENV) archive.zip .pytest_cache
+verify: archive.zip ## rehearse a deploy: unzip, fresh venv, install, serve, call (each local Python 3.11+)
+	@for python in $(VERIFY_PYTHONS); do $(PYTHON) scripts/verify.py archive.zip --python $$python || exit 1; done
+	$(PYTHON) scripts/wheels.py requirements.txt
+
+wheels: ## which Cloud Functions runtimes have wheels for every pin
+	$(PYTHON) scripts/wheels.py requirements.txt
+
+bench: install $(SERVE_VENV)/installed wrk ## measure speed, cold start and memory against their floors
+	$(BIN)/python bench/bench.py
+
+soak: install $(SERVE_VENV)/installed wrk ## 60 s of load at 16 connections: errors and memory growth
+	$(BIN)/python bench/soak.py
+
+deploy: archive.zip ## gcloud functions deploy (PUBLIC=1 to allow unauthenticated calls, DRY_RUN=1 to print only)
+	@FUNCTION=$(FUNCTION) REGION=$(REGION) RUNTIME=$(RUNTIME) PUBLIC=$(PUBLIC) DRY_RUN=$(DRY_RUN) \
+		$(PYTHON) scripts/deploy.py $(ARCHIVE_FILES)
+
+screenshot: install chromium ## save docs/page.png, the try-it page after a prediction
+	SCREENSHOT=docs/page.png $(BIN)/python -m pytest -q tests/test_browser.py -k test_page_predicts
+
+clean: ## remove the virtual environments, archive.zip and caches
+	rm -rf $(VENV) $(SERVE_VENV) archive.zip .pytest_cache .hypothesis bench/results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,157 @@
+"""Rehearse a deploy: archive.zip, unzipped into a fresh folder and a fresh virtual
+environment, installed from its own requirements.txt only (as Cloud Functions builds it),
+served with functions-framework and called over HTTP with the README's requests.
+
+    python scripts/verify.py archive.zip [--python /path/to/python3.12]
+
+Prints each step and PASS, or what failed (exit 1).
+"""
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+VIRGINICA = [6.7, 3.0, 5.2, 2.3]
+
+
+class Failed(Exception):
+    pass
+
+
+def step(message):
+    print(f"-- {message}", flush=True)
+
+
+def call(url, body=None, method=None, headers=None):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def expect(condition, what):
+    if not condition:
+        raise Failed(what)
+    print(f"   ok: {what}")
+
+
+def check_answers(url, metadata):
+    status, headers, body = call(url, TUTORIAL_ROW, headers={"Content-Type": "application/json"})
+    answer = json.loads(body)
+    expect(status == 200 and headers["Content-Type"] == "application/json", "the tutorial's call: 200 JSON")
+    expect(answer["predicted_class"] == 0 and answer["class_name"] == "setosa", "... predicted_class 0, setosa")
+    expect(abs(sum(answer["probabilities"].values()) - 1) < 1e-9, "... probabilities add up to 1")
+
+    # As `curl -d` sends it: form-encoded Content-Type, JSON body.
+    status, _, body = call(url, json.dumps(dict(zip(metadata["features"], VIRGINICA))).encode())
+    expect(status == 200 and json.loads(body)["class_name"] == "virginica", "curl -d style body: virginica")
+
+    status, _, body = call(url, {"instances": [TUTORIAL_ROW, VIRGINICA]}, headers={"Content-Type": "application/json"})
+    predictions = json.loads(body)["predictions"]
+    expect(status == 200 and [p["class_name"] for p in predictions] == ["setosa", "virginica"], "batch: 2 predictions")
+
+    bigquery = {"requestId": "1", "caller": "//bigquery", "sessionUser": "someone@example.com",
+                "userDefinedContext": {"return": "class_name"}, "calls": [list(TUTORIAL_ROW.values()), VIRGINICA, [None] * 4]}
+    status, _, body = call(url, bigquery, headers={"Content-Type": "application/json"})
+    expect(status == 200 and json.loads(body) == {"replies": ["setosa", "virginica", None]}, "BigQuery: replies")
+
+    status, _, body = call(url, {**TUTORIAL_ROW, "petal_width": "wide"}, headers={"Content-Type": "application/json"})
+    expect(status == 400 and json.loads(body)["field"] == "petal_width", "bad input: 400 naming the field")
+
+    status, _, body = call(url)
+    expect(status == 200 and json.loads(body)["model"]["model_sha256"] == metadata["model_sha256"],
+           "GET describes the model, with its SHA-256")
+    status, _, body = call(url + "openapi.json")
+    expect(status == 200 and json.loads(body)["openapi"] == "3.1.0", "GET /openapi.json")
+    status, headers, body = call(url, headers={"Accept": "text/html"})
+    expect(status == 200 and b"<form" in body, "a browser gets the try-it page")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def verify(archive, base_python):
+    with tempfile.TemporaryDirectory(prefix="deploy-rehearsal-") as work:
+        work = Path(work)
+        source, env = work / "source", work / "venv"
+        step(f"unzip {archive} into {source}")
+        with zipfile.ZipFile(archive) as zipped:
+            names = sorted(zipped.namelist())
+            zipped.extractall(source)
+        print(f"   {', '.join(names)}")
+        metadata = json.loads((source / "model.json").read_text())
+
+        version = subprocess.run([base_python, "-c", "import platform; print(platform.python_version())"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        step(f"fresh Python {version} virtual environment in {env}; pip install -r requirements.txt (from the archive only)")
+        subprocess.run([base_python, "-m", "venv", env], check=True)
+        python = env / "bin" / "python"
+        started = time.monotonic()
+        install = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                  "-r", source / "requirements.txt"], capture_output=True, text=True)
+        if install.returncode:
+            raise Failed(f"pip install failed:\n{install.stderr[-3000:]}")
+        print(f"   installed in {time.monotonic() - started:.0f} s")
+        check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
+        expect(check.returncode == 0, "pip check: every installed package has what it requires")
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        step(f"functions-framework --target predict, from {source}, on {url}")
+        log = open(work / "server.log", "w+")
+        server = subprocess.Popen([env / "bin" / "functions-framework", "--target", "predict", "--host", "127.0.0.1",
+                                   "--port", str(port)], cwd=source, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            started = time.monotonic()
+            while True:
+                if server.poll() is not None:
+                    log.seek(0)
+                    raise Failed(f"the function did not start:\n{log.read()[-3000:]}")
+                try:
+                    call(url)
+                    break
+                except OSError:
+                    if time.monotonic() - started > 60:
+                        raise Failed("the function did not answer within 60 s") from None
+                    time.sleep(0.1)
+            print(f"   answering {time.monotonic() - started:.1f} s after start")
+            step("the README's calls")
+            check_answers(url, metadata)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            log.close()
+        step("stopped the server; removing the folder and the environment")
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Rehearse a deploy of archive.zip locally.")
+    parser.add_argument("archive", nargs="?", default="archive.zip")
+    parser.add_argument("--python", default=sys.executable, help="the Python to build the environment with")
+    args = parser.parse_args()
+    try:
+        verify(Path(args.archive).resolve(), args.python)
+    except Failed as failure:
+        print(f"FAIL: {failure}")
+        return 1
+    print("PASS: archive.zip installs from its own requirements.txt and serves the README's calls")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""What a deploy uploads, and the command that does it."""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+
+import joblib
+import pytest
+import sklearn.base
+
+from conftest import ROOT
+from model_loader import ModelError, load_model
+from test_archive import EXPECTED
+
+
+def make_deploy(**env):
+    result = subprocess.run(
+        ["make", "--no-print-directory", "deploy"], cwd=ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "DRY_RUN": "1", **env},
+    )
+    return result.stdout
+
+
+def test_deploy_dry_run_prints_the_command(tmp_path):
+    output = make_deploy()
+    command = output.splitlines()[0]
+    assert command.startswith("gcloud functions deploy iris-function --gen2 ")
+    assert "--entry-point=predict" in command
+    assert "--runtime=python312" in command
+    assert "--trigger-http" in command
+    assert "--no-allow-unauthenticated" in command
+    source = re.search(r"--source=(\S+)", command).group(1)
+    assert {path.name for path in (ROOT / source).iterdir()} == EXPECTED
+    assert "not deployed" in output
+
+
+def test_public_only_when_asked():
+    assert "--allow-unauthenticated" in make_deploy(PUBLIC="1").split()
+    assert "--runtime=python313" in make_deploy(RUNTIME="python313")
+
+
+def test_gcloudignore_uploads_exactly_the_archive_files():
+    lines = [line for line in (ROOT / ".gcloudignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "*"
+    assert {line.removeprefix("!") for line in lines[1:]} == EXPECTED - {".gcloudignore"}
+
+
+def test_pickle_from_another_scikit_learn_is_refused(tmp_path, pipeline, metadata, monkeypatch):
+    """model.json can be wrong too: scikit-learn's own InconsistentVersionWarning is an error."""
+    with monkeypatch.context() as patch:
+        patch.setattr(sklearn.base, "__version__", "1.2.2")  # recorded in the pickle as its maker
+        joblib.dump(pipeline, tmp_path / "model.pkl")
+    content = (tmp_path / "model.pkl").read_bytes()
+    (tmp_path / "model.json").write_text(json.dumps({**metadata, "model_sha256": hashlib.sha256(content).hexdigest()}))
+    with pytest.raises(ModelError, match="1.2.2"):
+        load_model(tmp_path)
