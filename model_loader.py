@@ -115,11 +115,10 @@ def affine_softmax(pipeline):
         bias = np.array([-bias[0] / 2, bias[0] / 2])
 
     def predict_proba(rows):
-        # Feature by feature rather than `rows @ weights`: a matrix product's rounding depends
-        # on how many rows it is given, and a row must score the same alone or in a batch.
-        scores = np.repeat(bias[np.newaxis, :], len(rows), axis=0)
-        for feature_values, feature_weights in zip(rows.T, weights):
-            scores += feature_values[:, np.newaxis] * feature_weights
+        # Products summed in feature order rather than `rows @ weights`: a matrix product's
+        # rounding depends on how many rows it is given, and a row must score the same alone
+        # or in a batch.
+        scores = (rows[:, :, np.newaxis] * weights).sum(axis=1) + bias
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=1, keepdims=True)

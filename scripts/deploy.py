@@ -31,7 +31,7 @@ def main(files):
     dry_run = os.environ.get("DRY_RUN") == "1"
     gcloud = shutil.which("gcloud")
     # A folder holding exactly what archive.zip holds: gcloud uploads the whole --source.
-    staging = Path("build/function-source").resolve()
+    staging = Path("build/function-source")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for name in files:

@@ -1,4 +1,5 @@
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from sklearn.datasets import load_iris
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
+# What archive.zip holds, as the Makefile says: the one list of the bundle's files.
+ARCHIVE_FILES = re.search(r"^ARCHIVE_FILES := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+SERVED_FILES = [name for name in ARCHIVE_FILES if name not in ("model.pkl", "model.json", "requirements.txt")]
 TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 

@@ -1,6 +1,7 @@
 """HTTP behaviour: methods, CORS, limits, internal failures and the request log."""
 
 import json
+import time
 
 import pytest
 import requests
@@ -79,8 +80,10 @@ def test_unexpected_failure_is_a_500_with_a_reference_in_the_log(client, monkeyp
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(main.MODEL, "predict_proba", broken)
+    main.LOG.flush()
     capsys.readouterr()
     response = client.post("/", json=TUTORIAL_ROW)
+    main.LOG.flush()
     assert response.status_code == 500
     body = response.get_json()
     assert "disk on fire" not in json.dumps(body)
@@ -94,9 +97,13 @@ def test_unexpected_failure_is_a_500_with_a_reference_in_the_log(client, monkeyp
 
 
 def test_one_structured_log_line_per_request_without_the_body(client, capsys):
+    import main
+
+    main.LOG.flush()
     capsys.readouterr()
     client.post("/", json={"instances": [[5.123456, 3.5, 1.4, 0.2]] * 3}, headers={"User-Agent": "tests"})
     client.post("/", json={**TUTORIAL_ROW, "petal_width": "wide"})
+    main.LOG.flush()
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     first, second = map(json.loads, lines)
@@ -127,3 +134,14 @@ def test_oversized_bodies_over_http_are_refused_and_the_server_goes_on(server):
         assert response.status_code == 413
         assert response.json() == {"error": error, "field": None}
     assert requests.post(server.url, json=TUTORIAL_ROW).json()["predicted_class"] == 0
+
+
+def test_the_served_function_writes_its_log_lines(server):
+    requests.post(server.url, json=TUTORIAL_ROW, headers={"User-Agent": "log-check"})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in server.output()[0].splitlines() if "log-check" in line]
+        if lines:
+            break
+        time.sleep(0.05)
+    assert [(line["httpRequest"]["status"], line["rows"]) for line in lines] == [(200, 1)]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import train
-from conftest import ROOT, TUTORIAL_ROW
+from conftest import ROOT, SERVED_FILES, TUTORIAL_ROW
 from model_loader import ModelError, load_model
 
 
@@ -151,7 +151,7 @@ def test_metadata_that_does_not_fit_the_pickle(bundle):
 
 
 def test_function_refuses_to_start_on_a_bad_model(bundle):
-    for name in ("main.py", "model_loader.py", "validation.py", "openapi.py", "page.html"):
+    for name in SERVED_FILES:
         shutil.copy(ROOT / name, bundle)
     (bundle / "model.pkl").write_bytes(b"tampered")
     result = subprocess.run(

@@ -1,0 +1,118 @@
+"""Start functions-framework the way production does, load it with wrk, read its memory."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVE_VENV = ROOT / ".venv-serve"  # requirements.txt alone, as Cloud Functions builds it
+DEV_VENV = ROOT / ".venv"
+RESULTS = ROOT / "bench" / "results"
+TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url, body, timeout=5):
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+class Server:
+    """functions-framework without --debug: gunicorn with its defaults, on 127.0.0.1."""
+
+    def __init__(self, source, venv=SERVE_VENV, env=None):
+        self.source, self.venv, self.env = Path(source), Path(venv), env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.log = open(RESULTS / f"server-{self.source.stem}.log", "a")
+
+    def start(self, probe_body):
+        """Start, and return the seconds from process start to the first good answer."""
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [self.venv / "bin" / "functions-framework", "--target", "predict", "--source", self.source,
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.source.parent, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, **(self.env or {})},
+        )
+        deadline = started + 60
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.source.name} exited; see {self.log.name}")
+            try:
+                status, _ = post(self.url, probe_body, timeout=2)
+                if status == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.002)
+        raise RuntimeError(f"{self.source.name} did not answer within 60 s")
+
+    def worker_rss_mib(self):
+        """Resident memory of the gunicorn worker, the process that serves requests."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        pid = children[0] if children else self.process.pid
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if hasattr(self, "process"):
+            self.stop()
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def wrk(url, body, connections, seconds):
+    """POST `body` for `seconds` over `connections` connections; requests/s, p50 and p99 in ms."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                     f"wrk.body = {json.dumps(body.decode())}\n")
+    try:
+        output = subprocess.run(
+            ["wrk", "--latency", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
+             "--timeout", "10s", "-s", script.name, url],
+            capture_output=True, text=True, check=True, timeout=seconds + 30,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+
+    def latency(percent):
+        value, unit = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M).groups()
+        return float(value) * UNITS[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "p50_ms": latency(50),
+        "p99_ms": latency(99),
+        "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    }
