@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Built from requirements.txt alone, as Cloud Functions builds it: what bench and soak measure.
 SERVE_VENV := .venv-serve
 PORT ?= 8080
-ARCHIVE_FILES := main.py model_loader.py validation.py openapi.py page.html model.pkl model.json requirements.txt
+ARCHIVE_FILES := main.py model_loader.py validation.py openapi.py request_log.py page.html model.pkl model.json requirements.txt
 # Debian packages some targets need: Chromium for the browser tests, wrk for load.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
@@ -41,8 +41,8 @@ chromium:
 wrk:
 	@command -v wrk >/dev/null || { $(APT_INSTALL) wrk; }
 
-train: install ## fit the pipeline on iris (or DATA=file.csv TARGET=column) -> model.pkl, model.json
-	$(BIN)/python train.py $(if $(DATA),--data "$(DATA)" --target "$(TARGET)")
+train: install ## fit the pipeline on iris (or DATA=file.csv TARGET=column) -> model.pkl, model.json (OUT=folder)
+	$(BIN)/python train.py $(if $(DATA),--data "$(DATA)" --target "$(TARGET)") $(if $(OUT),--out "$(OUT)")
 
 test: install chromium ## run every test
 	$(BIN)/python -m pytest
