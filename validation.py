@@ -27,15 +27,20 @@ def read_json(request, max_bytes):
     """The body parsed as JSON, whatever its Content-Type (so plain `curl -d` works too)."""
     # Straight from the WSGI input: werkzeug's stream wrapper costs more than the model does,
     # and the server already bounds the input to the request's Content-Length (or chunks).
-    length = int(request.environ.get("CONTENT_LENGTH") or -1)
+    try:
+        length = int(request.environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        raise InputError("Content-Length is not a number") from None
     if length > max_bytes:
-        request._cached_data = b""  # see below
-        raise InputError(f"body is {length} bytes; the limit is {max_bytes}", status=413)
-    body = read_at_most(request.environ["wsgi.input"], length if length >= 0 else max_bytes + 1)
-    # functions-framework reads the whole body again after every request; hand it what was
-    # read here, so it neither reads twice nor buffers an oversized body (gunicorn skips the
-    # rest of that in small pieces).
+        body = b""
+    else:
+        body = read_at_most(request.environ["wsgi.input"], length if length >= 0 else max_bytes + 1)
+    # functions-framework reads the whole body again after every request: hand it what was
+    # read here, so that it neither reads twice nor buffers an oversized body (gunicorn then
+    # skips the rest of that in small pieces).
     request._cached_data = body if len(body) <= max_bytes else b""
+    if length > max_bytes:
+        raise InputError(f"body is {length} bytes; the limit is {max_bytes}", status=413)
     if len(body) > max_bytes:
         raise InputError(f"body is over the limit of {max_bytes} bytes", status=413)
     if not body.strip():

@@ -27,7 +27,10 @@ def app():
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    yield app.test_client()
+    import main
+
+    main.LOG.flush()  # the request log lines, into this test's captured output
 
 
 @pytest.fixture(scope="session")

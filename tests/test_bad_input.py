@@ -83,3 +83,8 @@ def test_invalid_utf8(client):
 def test_deeply_nested_json(client):
     body = error_of(client.post("/", data="[" * 100_000, content_type="application/json"))
     assert body["error"].startswith("malformed JSON")
+
+
+def test_malformed_content_length(client):
+    response = client.post("/", data=b"{}", content_type="application/json", environ_overrides={"CONTENT_LENGTH": "many"})
+    assert error_of(response) == {"error": "Content-Length is not a number", "field": None}

@@ -1,0 +1,122 @@
+"""Every block of the README that a reader would run is run here, exactly as printed, against
+a server started with the README's own `make serve`; only the host and port change. A block
+followed by an output block must print that output (numbers to the digits shown). A block that
+can't run here is marked `<!-- not run: why -->`, and `checked by: COMMAND` names the command
+whose output must contain it instead (the deploy command's dry run).
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import ROOT, free_port
+
+README = ROOT / "README.md"
+README_URL = "http://127.0.0.1:8080/"
+RUNNABLE = {"bash", "python"}
+OUTPUTS = {"text", "json"}
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+NOT_RUN = re.compile(r"<!-- not run: (.+?)(?:; checked by: (.+?))? -->")
+
+
+def readme_blocks():
+    """(line, language, code, marker, output) for each runnable or marked block."""
+    text = README.read_text()
+    fences = list(re.finditer(r"^```(\w*)\n(.*?)^```\n", text, re.M | re.S))
+    blocks = []
+    for i, fence in enumerate(fences):
+        language, code = fence.group(1), fence.group(2)
+        if language in OUTPUTS:
+            continue
+        before = text[:fence.start()].rstrip().splitlines()[-1]
+        marker = NOT_RUN.fullmatch(before.strip())
+        following = fences[i + 1] if i + 1 < len(fences) else None
+        output = None
+        if following and following.group(1) in OUTPUTS and not text[fence.end():following.start()].strip():
+            output = following.group(2)
+        line = text[:fence.start()].count("\n") + 1
+        blocks.append(pytest.param(language, code, marker, output, id=f"README.md:{line}:{language}"))
+    return blocks
+
+
+@pytest.fixture(scope="module")
+def readme_server():
+    """The README's `make serve`, on a free port."""
+    port = free_port()
+    process = subprocess.Popen(["make", "--no-print-directory", "serve", f"PORT={port}"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            break
+        except requests.ConnectionError:
+            assert process.poll() is None and time.monotonic() < deadline, "make serve did not start"
+            time.sleep(0.2)
+    yield url
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+def same_with_numbers_to_the_digits_shown(expected, actual):
+    """Text equal except for numbers; each number equal to the precision the README shows."""
+    expected, actual = expected.strip(), actual.strip()
+    if NUMBER.sub("#", expected) != NUMBER.sub("#", actual):
+        return False
+    for shown, got in zip(NUMBER.findall(expected), NUMBER.findall(actual)):
+        shown, got = Decimal(shown), Decimal(got)
+        half_unit = Decimal(1).scaleb(shown.as_tuple().exponent) / 2
+        if abs(got - shown) > max(half_unit, abs(shown) * Decimal("1e-12")):
+            return False
+    return True
+
+
+def run(language, code, url):
+    code = code.replace(README_URL, url)
+    if language == "python":
+        command = [sys.executable, "-c", code]
+    else:  # a shell block runs as the reader's shell would, from the project's folder
+        command = ["bash", "-euo", "pipefail", "-c", code]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.mark.parametrize("language, code, marker, output", readme_blocks())
+def test_readme_block(language, code, marker, output, readme_server):
+    if marker:
+        reason, checked_by = marker.groups()
+        assert reason
+        if checked_by:
+            dry_run = subprocess.run(["bash", "-c", checked_by], cwd=ROOT, capture_output=True, text=True, check=True)
+            assert " ".join(code.split()) in " ".join(dry_run.stdout.split())
+        return
+    assert language in RUNNABLE, f"a {language or 'plain'} block must be marked not run, or be bash or python"
+    result = run(language, code, readme_server)
+    assert result.returncode == 0, result.stdout + result.stderr
+    if output is not None:
+        assert same_with_numbers_to_the_digits_shown(output, result.stdout), (
+            f"README shows:\n{output}\nbut it printed:\n{result.stdout}"
+        )
+
+
+def test_the_readme_has_runnable_blocks_and_outputs():
+    blocks = readme_blocks()
+    assert sum(1 for block in blocks if not block.values[2]) >= 8
+    assert sum(1 for block in blocks if block.values[3] is not None) >= 5
+
+
+def test_comparison_catches_a_changed_answer():
+    shown = '{"predicted_class": 0, "probabilities": {"setosa": 0.9847}}'
+    assert same_with_numbers_to_the_digits_shown(shown, '{"predicted_class": 0, "probabilities": {"setosa": 0.98471234}}')
+    assert not same_with_numbers_to_the_digits_shown(shown, '{"predicted_class": 1, "probabilities": {"setosa": 0.9847}}')
+    assert not same_with_numbers_to_the_digits_shown(shown, '{"predicted_class": 0, "probabilities": {"setosa": 0.9848}}')
+    assert not same_with_numbers_to_the_digits_shown(shown, '{"predicted_class": 0, "proba": {"setosa": 0.9847}}')
