@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 # Built from requirements.txt alone, as Cloud Functions builds it: what bench and soak measure.
 SERVE_VENV := .venv-serve
 PORT ?= 8080
+HOST ?= 127.0.0.1
 ARCHIVE_FILES := main.py model_loader.py validation.py openapi.py request_log.py page.html model.pkl model.json requirements.txt
 # Debian packages some targets need: Chromium for the browser tests, wrk for load.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -47,8 +48,8 @@ train: install ## fit the pipeline on iris (or DATA=file.csv TARGET=column) -> m
 test: install chromium ## run every test
 	$(BIN)/python -m pytest
 
-serve: install ## serve the function on http://127.0.0.1:$(PORT) (PORT=8080 by default)
-	$(BIN)/functions-framework --target predict --source main.py --port $(PORT)
+serve: install ## serve the function on http://127.0.0.1:8080 (PORT=, and HOST=0.0.0.0 to be reachable from elsewhere)
+	$(BIN)/functions-framework --target predict --source main.py --host $(HOST) --port $(PORT)
 
 archive: archive.zip ## build archive.zip, the upload for Cloud Functions
 
@@ -78,5 +79,5 @@ screenshot: install chromium ## save docs/page.png, the try-it page after a pred
 	SCREENSHOT=docs/page.png $(BIN)/python -m pytest -q tests/test_browser.py -k test_page_predicts
 
 clean: ## remove the virtual environments, archive.zip and caches
-	rm -rf $(VENV) $(SERVE_VENV) archive.zip .pytest_cache .hypothesis bench/results
+	rm -rf $(VENV) $(SERVE_VENV) archive.zip build .pytest_cache .hypothesis bench/results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
