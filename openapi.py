@@ -10,7 +10,6 @@ from validation import MAX_MAGNITUDE
 def openapi_document(metadata, bigquery_returns, max_instances):
     features, classes = metadata["features"], metadata["class_names"]
     example = metadata["example"]
-    as_list = [example[name] for name in features]
     number = {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
 
     def ref(name):
@@ -22,7 +21,6 @@ def openapi_document(metadata, bigquery_returns, max_instances):
             content["example"] = example
         return {"application/json": content}
 
-    error = {"description": "Bad input: what is wrong, and which field", "content": json_content(ref("Error"))}
     schemas = {
         "Row": {
             "type": "object",

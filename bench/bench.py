@@ -20,7 +20,6 @@ import platform
 import statistics
 import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 

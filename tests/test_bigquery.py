@@ -1,6 +1,5 @@
 """BigQuery remote functions: {"calls": [...]} -> {"replies": [...]}."""
 
-import numpy as np
 import pytest
 
 from conftest import TUTORIAL_ROW
