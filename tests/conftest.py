@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import socket
 import subprocess
@@ -22,7 +23,13 @@ TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "p
 
 @pytest.fixture(scope="session")
 def app():
-    return functions_framework.create_app("predict", str(ROOT / "main.py"))
+    app = functions_framework.create_app("predict", str(ROOT / "main.py"))
+    import main
+
+    # In this process the log lines are flushed by the `client` fixture, into each test's own
+    # captured output, rather than by the background writer at whatever moment it wakes.
+    main.LOG.writer_pid = os.getpid()
+    return app
 
 
 @pytest.fixture
