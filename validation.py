@@ -31,18 +31,17 @@ def read_json(request, max_bytes):
         length = int(request.environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
         raise InputError("Content-Length is not a number") from None
+    # functions-framework reads the whole body again after every request: hand it what is
+    # read here (`_cached_data`), so that it neither reads twice nor buffers an oversized body
+    # (gunicorn then skips the rest of that in small pieces).
     if length > max_bytes:
-        body = b""
-    else:
-        body = read_at_most(request.environ["wsgi.input"], length if length >= 0 else max_bytes + 1)
-    # functions-framework reads the whole body again after every request: hand it what was
-    # read here, so that it neither reads twice nor buffers an oversized body (gunicorn then
-    # skips the rest of that in small pieces).
-    request._cached_data = body if len(body) <= max_bytes else b""
-    if length > max_bytes:
+        request._cached_data = b""
         raise InputError(f"body is {length} bytes; the limit is {max_bytes}", status=413)
+    body = read_at_most(request.environ["wsgi.input"], length if length >= 0 else max_bytes + 1)
     if len(body) > max_bytes:
+        request._cached_data = b""
         raise InputError(f"body is over the limit of {max_bytes} bytes", status=413)
+    request._cached_data = body
     if not body.strip():
         raise InputError("empty body; send a JSON object")
     try:
@@ -193,7 +192,7 @@ def bigquery_rows(body, features, max_rows):
     if all(type(call) is list for call in calls):
         checked = well_formed_rows(calls, features)
         if checked is not None:
-            return checked.reshape(len(calls), len(features)), [True] * len(calls)
+            return checked, [True] * len(calls)
     rows, scored = [], []
     for i, call in enumerate(calls):
         prefix = f"calls[{i}]"
