@@ -5,8 +5,10 @@ a message for people, and `field`: the JSON path of the offending value, where
 there is one ("petal_width", "instances[3].petal_width", "calls[2][0]").
 """
 
+import itertools
 import json
 import math
+import operator
 
 import numpy as np
 
@@ -27,8 +29,9 @@ def read_json(request, max_bytes):
     """The body parsed as JSON, whatever its Content-Type (so plain `curl -d` works too)."""
     # Straight from the WSGI input: werkzeug's stream wrapper costs more than the model does,
     # and the server already bounds the input to the request's Content-Length (or chunks).
+    environ = request.environ
     try:
-        length = int(request.environ.get("CONTENT_LENGTH") or -1)
+        length = int(environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
         raise InputError("Content-Length is not a number") from None
     # functions-framework reads the whole body again after every request: hand it what is
@@ -37,7 +40,7 @@ def read_json(request, max_bytes):
     if length > max_bytes:
         request._cached_data = b""
         raise InputError(f"body is {length} bytes; the limit is {max_bytes}", status=413)
-    body = read_at_most(request.environ["wsgi.input"], length if length >= 0 else max_bytes + 1)
+    body = read_at_most(environ["wsgi.input"], length if length >= 0 else max_bytes + 1)
     if len(body) > max_bytes:
         request._cached_data = b""
         raise InputError(f"body is over the limit of {max_bytes} bytes", status=413)
@@ -138,10 +141,12 @@ def batch_rows(body, features, max_rows):
     if not instances:
         raise InputError("instances is empty", "instances")
     check_count(len(instances), max_rows, "instances")
-    checked = well_formed_rows(instances, features)
-    if checked is not None:
-        return checked
-    # Something is wrong: find the first bad value and say exactly what and where.
+    rows = well_formed_rows(instances, features)
+    return rows if rows is not None else rows_value_by_value(instances, features)
+
+
+def rows_value_by_value(instances, features):
+    """The rows checked one value at a time: slower, but it names the first bad value."""
     rows = []
     for i, row in enumerate(instances):
         prefix = f"instances[{i}]"
@@ -155,26 +160,25 @@ def batch_rows(body, features, max_rows):
 
 
 def well_formed_rows(instances, features):
-    """The common case, every row well formed, checked in bulk (a batch is checked at numpy
-    speed rather than value by value); None if anything is off."""
-    if not instances:
-        return None
-    table = []
-    for row in instances:
-        if type(row) is dict:
-            if len(row) != len(features):
-                return None
-            try:
-                row = [row[feature] for feature in features]
-            except KeyError:
-                return None
-        elif type(row) is not list or len(row) != len(features):
+    """The rows as an array if every row is well formed, checked in bulk (builtins and numpy
+    over the whole batch, not a Python check per value); None if anything is off, or if rows
+    mix objects and lists, for rows_value_by_value to sort out."""
+    kinds = set(map(type, instances))
+    if kinds == {dict}:
+        # Every row as long as the features and holding each of them: so holding no other.
+        if set(map(len, instances)) != {len(features)}:
             return None
-        table.append(row)
-    if not {type(value) for row in table for value in row} <= {int, float}:  # no bool, str, None...
+        pick = operator.itemgetter(*features) if len(features) > 1 else lambda row: (row[features[0]],)
+        try:
+            instances = list(map(pick, instances))
+        except KeyError:
+            return None
+    elif kinds != {list} or set(map(len, instances)) != {len(features)}:
+        return None
+    if not set(map(type, itertools.chain.from_iterable(instances))) <= {int, float}:  # no bool, str, None...
         return None
     try:
-        rows = np.array(table, dtype=np.float64)
+        rows = np.array(instances, dtype=np.float64)
     except (OverflowError, ValueError):
         return None
     if not (np.isfinite(rows).all() and np.abs(rows).max() <= MAX_MAGNITUDE):

@@ -67,3 +67,29 @@ def test_any_bytes_get_a_json_answer_never_a_5xx(client, raw):
     response = client.post("/", data=raw, content_type="application/json")
     assert response.status_code in (200, 400)
     assert response.is_json
+
+
+def rows_for(features):
+    """Rows shaped for `features` (objects or lists) with, now and then, a wrong value or shape."""
+    value = st.floats(0, 10) | st.integers(-5, 5) | scalars
+    as_object = st.fixed_dictionaries({name: value for name in features})
+    as_list = st.lists(value, min_size=len(features), max_size=len(features))
+    misshapen = st.dictionaries(st.sampled_from(features + ["other"]), value, max_size=len(features) + 1) | st.lists(value, max_size=5)
+    return as_object | as_list | misshapen
+
+
+@FUZZ
+@given(data=st.data(), features=st.sampled_from([FEATURES, ["only"]]))
+def test_bulk_row_check_accepts_only_what_the_value_by_value_check_accepts(data, features):
+    from validation import InputError, rows_value_by_value, well_formed_rows
+
+    instances = data.draw(st.lists(rows_for(features), min_size=1, max_size=4))
+    bulk = well_formed_rows(instances, features)
+    try:
+        one_by_one = rows_value_by_value(instances, features)
+    except InputError:
+        assert bulk is None
+        return
+    if bulk is not None:
+        assert bulk.dtype == np.float64 and bulk.shape == (len(instances), len(features))
+        assert np.array_equal(bulk, one_by_one)
