@@ -13,6 +13,7 @@ Read top to bottom: configuration, the model loaded once, the answers, then `pre
 """
 
 import json
+import math
 import os
 import secrets
 import sys
@@ -45,7 +46,7 @@ except ModelError as err:
 
 LOG = RequestLog()
 JSON_HEADERS = {"Content-Type": "application/json"}
-BIGQUERY_RETURNS = ("class_name", "predicted_class", "json")
+BIGQUERY_RETURNS = ("class_name", "predicted_class", "json")  # the first is the default
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -80,7 +81,7 @@ PAGE = (HERE / "page.html").read_text()
 
 
 def score(rows, row_path):
-    """Class probabilities for the rows; `row_path(i)` names row i in an error."""
+    """Class probabilities for the rows (an array), as lists; `row_path(i)` names row i in an error."""
     g.rows_predicted = len(rows)
     try:
         probabilities = MODEL.predict_proba(rows)
@@ -89,17 +90,39 @@ def score(rows, row_path):
     if not np.isfinite(probabilities).all():  # a safeguard: accepted values are bounded
         first = int((~np.isfinite(probabilities).all(axis=1)).argmax())
         raise InputError("values too large for the model to score", row_path(first))
+    return probabilities.tolist()
+
+
+def score_row(values):
+    """score() for a single row (a list), without numpy's cost per call."""
+    g.rows_predicted = 1
+    try:
+        probabilities = MODEL.predict_proba_row(values)
+    except ValueError:
+        probabilities = [math.nan]
+    if not all(map(math.isfinite, probabilities)):
+        raise InputError("values too large for the model to score")
     return probabilities
 
 
-def answers(probabilities):
-    """One answer per row: the class index (the original contract), its name, and every
+# Answers are written from this template rather than built as dicts for json.dumps, which
+# takes about a third less time for a 1000-row batch. The text is exactly json.dumps's (tests
+# compare them): the names are escaped by json.dumps, and %r writes a float as json.dumps does.
+CLASS_NAMES_JSON = [json.dumps(name) for name in MODEL.class_names]
+ANSWER = '{"predicted_class": %d, "class_name": %s, "probabilities": {' + ", ".join(
+    name.replace("%", "%%") + ": %r" for name in CLASS_NAMES_JSON
+) + "}}"
+
+
+def best_class(probabilities):
+    return probabilities.index(max(probabilities))
+
+
+def answer_json(probabilities):
+    """One row's answer: the class index (the original contract), its name, and every
     class's probability."""
-    names = MODEL.class_names
-    return [
-        {"predicted_class": best, "class_name": names[best], "probabilities": dict(zip(names, row))}
-        for best, row in zip(probabilities.argmax(axis=1).tolist(), probabilities.tolist())
-    ]
+    best = best_class(probabilities)
+    return ANSWER % (best, CLASS_NAMES_JSON[best], *probabilities)
 
 
 def reply(body, status=200, headers=JSON_HEADERS):
@@ -107,13 +130,21 @@ def reply(body, status=200, headers=JSON_HEADERS):
 
 
 def single(body):
-    rows = single_row(body, MODEL.features)
-    return reply(answers(score(rows, lambda i: None))[0])
+    probabilities = score_row(single_row(body, MODEL.features))
+    return answer_json(probabilities), 200, JSON_HEADERS
 
 
 def batch(body):
     rows = batch_rows(body, MODEL.features, MAX_INSTANCES)
-    return reply({"predictions": answers(score(rows, lambda i: f"instances[{i}]"))})
+    predictions = map(answer_json, score(rows, lambda i: f"instances[{i}]"))
+    return '{"predictions": [' + ", ".join(predictions) + "]}", 200, JSON_HEADERS
+
+
+BIGQUERY_REPLY = {
+    "json": answer_json,
+    "class_name": lambda probabilities: CLASS_NAMES_JSON[best_class(probabilities)],
+    "predicted_class": lambda probabilities: str(best_class(probabilities)),
+}
 
 
 def bigquery(body):
@@ -123,14 +154,13 @@ def bigquery(body):
         returning = bigquery_return(body, BIGQUERY_RETURNS)
         rows, scored = bigquery_rows(body, MODEL.features, MAX_INSTANCES)
         scored_indexes = [i for i, is_scored in enumerate(scored) if is_scored]
-        found = answers(score(rows, lambda i: f"calls[{scored_indexes[i]}]")) if len(rows) else []
+        found = score(rows, lambda i: f"calls[{scored_indexes[i]}]") if len(rows) else []
     except InputError as err:
         where = f"{err.field}: " if err.field else ""
         return reply({"errorMessage": (where + err.message)[:1000]}, err.status)
-    if returning != "json":
-        found = [answer[returning] for answer in found]
-    found = iter(found)
-    return reply({"replies": [next(found) if is_scored else None for is_scored in scored]})
+    found = map(BIGQUERY_REPLY[returning], found)
+    replies = (next(found) if is_scored else "null" for is_scored in scored)
+    return '{"replies": [' + ", ".join(replies) + "]}", 200, JSON_HEADERS
 
 
 def cors_headers(origin):
@@ -176,17 +206,19 @@ def handle(request):
 def log_request(request, status, started, body):
     """One JSON line per request, in the form Cloud Logging reads. Never the request body.
     (Headers are read from the WSGI environ: werkzeug's parsed views cost more than the model.)"""
+    environ, path = request.environ, request.path
+    method = environ["REQUEST_METHOD"]
     LOG.write({
         "severity": "INFO" if status < 400 else "WARNING" if status < 500 else "ERROR",
-        "message": f"{request.method} {request.path} {status}",
+        "message": f"{method} {path} {status}",
         "httpRequest": {
-            "requestMethod": request.method,
-            "requestUrl": request.path,
+            "requestMethod": method,
+            "requestUrl": path,
             "status": status,
             "latency": f"{time.perf_counter() - started:.6f}s",
-            "requestSize": request.environ.get("CONTENT_LENGTH") or "0",
+            "requestSize": environ.get("CONTENT_LENGTH") or "0",
             "responseSize": str(len(body)),
-            "userAgent": request.environ.get("HTTP_USER_AGENT", ""),
+            "userAgent": environ.get("HTTP_USER_AGENT", ""),
         },
         "rows": g.get("rows_predicted", 0),
     })

@@ -8,6 +8,7 @@ other than the one that made the pickle, or a pickle that doesn't fit model.json
 
 import hashlib
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -96,12 +97,7 @@ def load_pipeline(metadata, folder, expected_sha256=None):
 
 
 def affine_softmax(pipeline):
-    """StandardScaler + LogisticRegression as one matrix product and a softmax.
-
-    scikit-learn's predict_proba spends most of a one-row call checking its input;
-    the fitted pipeline itself is `softmax(x @ weights + bias)`. Returns a function
-    computing that, or None for any pipeline of another shape.
-    """
+    """The pipeline as an AffineSoftmax if it is StandardScaler + LogisticRegression, else None."""
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
     scaler, classifier = (step for _, step in pipeline.steps)
@@ -113,18 +109,50 @@ def affine_softmax(pipeline):
     if weights.shape[1] == 1:  # binary: one decision function, probability by the logistic
         weights = np.hstack([-weights / 2, weights / 2])
         bias = np.array([-bias[0] / 2, bias[0] / 2])
+    return AffineSoftmax(weights, bias)
 
-    def predict_proba(rows):
-        # Products summed in feature order rather than `rows @ weights`: a matrix product's
-        # rounding depends on how many rows it is given, and a row must score the same alone
-        # or in a batch.
-        scores = (rows[:, :, np.newaxis] * weights).sum(axis=1) + bias
+
+class AffineSoftmax:
+    """A fitted StandardScaler + LogisticRegression is `softmax(x @ weights + bias)`.
+
+    scikit-learn's predict_proba spends most of a one-row call checking its input. This
+    computes the same thing in two forms: `rows` with numpy for many rows, `row` in plain
+    Python for one (numpy's cost per call would be most of a row's time). Both do the same
+    float operations in the same order, so a row scores bit for bit the same alone or in a
+    batch: products summed feature by feature (a matrix product's rounding depends on how
+    many rows it is given) and exponentials from math.exp in both (numpy's own exp rounds
+    differently from it on some CPUs).
+    """
+
+    def __init__(self, weights, bias):
+        self.weights, self.bias = weights, bias  # (features, classes), (classes,)
+        self.weight_lists, self.bias_list = weights.tolist(), bias.tolist()
+
+    def rows(self, rows):
+        """Class probabilities for a (rows, features) array, as an array."""
+        scores = rows[:, 0, np.newaxis] * self.weights[0]
+        for feature in range(1, rows.shape[1]):
+            scores += rows[:, feature, np.newaxis] * self.weights[feature]
+        scores += self.bias
         scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        exps = np.fromiter(map(math.exp, scores.ravel().tolist()), np.float64, scores.size).reshape(scores.shape)
+        total = exps[:, 0].copy()
+        for column in range(1, exps.shape[1]):
+            total += exps[:, column]
+        return exps / total[:, np.newaxis]
 
-    return predict_proba
+    def row(self, values):
+        """Class probabilities for one row (a list of floats), as a list."""
+        scores = [values[0] * weight for weight in self.weight_lists[0]]
+        for value, weights in zip(values[1:], self.weight_lists[1:]):
+            scores = [score + value * weight for score, weight in zip(scores, weights)]
+        scores = [score + bias for score, bias in zip(scores, self.bias_list)]
+        top = max(scores)
+        exps = [math.exp(score - top) for score in scores]
+        total = exps[0]
+        for exp in exps[1:]:  # not sum(): Python 3.12+ sums floats with compensation
+            total += exp
+        return [exp / total for exp in exps]
 
 
 def scaler_mean_and_scale(scaler):
@@ -151,21 +179,32 @@ class LoadedModel:
         self.features = list(metadata["features"])
         self.class_names = list(metadata["class_names"])
         self.fast_path = affine_softmax(pipeline)
-        if self.fast_path is not None:
-            probe = probe_rows(pipeline)
-            fast, exact = self.fast_path(probe), pipeline.predict_proba(probe)
-            # Correctness is never traded for speed: any disagreement, and the pipeline scores.
-            if not (
-                np.allclose(fast, exact, rtol=0, atol=1e-9)
-                and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe))
-            ):
-                self.fast_path = None
+        if self.fast_path is not None and not agrees(self.fast_path, pipeline):
+            self.fast_path = None  # correctness is never traded for speed: the pipeline scores
 
     def predict_proba(self, rows):
-        """Class probabilities for a (n, features) float array."""
+        """Class probabilities for a (rows, features) float array, as an array."""
         if self.fast_path is not None:
-            return self.fast_path(rows)
+            return self.fast_path.rows(rows)
         return self.pipeline.predict_proba(rows)
+
+    def predict_proba_row(self, values):
+        """Class probabilities for one row (a list of floats), as a list."""
+        if self.fast_path is not None:
+            return self.fast_path.row(values)
+        return self.pipeline.predict_proba(np.array([values]))[0].tolist()
+
+
+def agrees(fast_path, pipeline):
+    """Whether the fast path gives the pipeline's classes and probabilities (within 1e-9) on
+    probe points, and the same probabilities, bit for bit, one row at a time."""
+    probe = probe_rows(pipeline)
+    fast, exact = fast_path.rows(probe), pipeline.predict_proba(probe)
+    return (
+        np.allclose(fast, exact, rtol=0, atol=1e-9)
+        and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe))
+        and fast.tolist() == [fast_path.row(row) for row in probe.tolist()]
+    )
 
 
 def load_model(folder, expected_sha256=None):

@@ -127,7 +127,7 @@ def row_from_list(values, features, prefix):
 def single_row(body, features):
     if not isinstance(body, dict):
         raise InputError(f"body must be a JSON object with the fields {', '.join(features)}, not {kind_of(body)}")
-    return np.array([row_from_object(body, features)])
+    return row_from_object(body, features)
 
 
 def batch_rows(body, features, max_rows):

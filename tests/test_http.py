@@ -79,7 +79,7 @@ def test_unexpected_failure_is_a_500_with_a_reference_in_the_log(client, monkeyp
     def broken(rows):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(main.MODEL, "predict_proba", broken)
+    monkeypatch.setattr(main.MODEL, "predict_proba_row", broken)
     main.LOG.flush()
     capsys.readouterr()
     response = client.post("/", json=TUTORIAL_ROW)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_iris, load_wine
 
 import train
 from conftest import ROOT, SERVED_FILES, Server
@@ -98,6 +98,38 @@ def test_served_wine_model_matches_a_pipeline_fitted_directly(wine_bundle, wine_
     assert missing == {"error": "malic_acid is missing", "field": "malic_acid"}
     assert page.status_code == 200 and "<form" in page.text
     assert list(openapi["components"]["schemas"]["Row"]["properties"]) == metadata["features"]
+
+
+def test_class_names_that_need_escaping_in_json(tmp_path, committed_model):
+    iris = load_iris(as_frame=True)
+    table = iris.data.copy()
+    names = ['say "setosa"', "100% versicolor", "virginica \\ blüte ✿"]
+    table["label"] = [names[i] for i in iris.target]
+    table.to_csv(tmp_path / "iris.csv", index=False)
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    assert run_train("--data", tmp_path / "iris.csv", "--target", "label", "--out", folder).returncode == 0
+    for name in SERVED_FILES:
+        shutil.copy(ROOT / name, folder)
+    server = Server(folder / "main.py").wait_ready()
+    rows = iris.data.to_numpy()[[0, 60, 120]].tolist()
+    try:
+        answers = [
+            requests.post(server.url, json=dict(zip(("sepal_length", "sepal_width", "petal_length", "petal_width"), rows[0]))),
+            requests.post(server.url, json={"instances": rows}),
+            requests.post(server.url, json={"calls": rows, "userDefinedContext": {"return": "json"}}),
+            requests.post(server.url, json={"calls": rows}),
+        ]
+    finally:
+        server.stop()
+    for answer in answers:
+        assert answer.status_code == 200
+        assert answer.text == json.dumps(answer.json())
+    assert sorted(json.loads((folder / "model.json").read_text())["class_names"]) == sorted(names)
+    assert answers[0].json()["class_name"] == names[0]
+    assert [p["class_name"] for p in answers[1].json()["predictions"]] == names
+    assert list(answers[1].json()["predictions"][0]["probabilities"]) == sorted(names)
+    assert answers[3].json() == {"replies": names}
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The answer to a good request: the original contract and what was added to it."""
 
+import json
 import math
 
 import numpy as np
@@ -65,3 +66,16 @@ def test_model_is_loaded_once_not_per_request(client, monkeypatch):
 
     monkeypatch.setattr(joblib, "load", fail)
     assert client.post("/", json=TUTORIAL_ROW).status_code == 200
+
+
+@pytest.mark.parametrize("body", [
+    TUTORIAL_ROW,
+    {"instances": [TUTORIAL_ROW, [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]},
+    {"calls": [[5.1, 3.5, 1.4, 0.2], [None, 3.0, 5.2, 2.3]], "userDefinedContext": {"return": "json"}},
+    {"calls": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], "userDefinedContext": {"return": "class_name"}},
+    {"calls": [[5.1, 3.5, 1.4, 0.2], [None, 3.0, 5.2, 2.3]], "userDefinedContext": {"return": "predicted_class"}},
+], ids=["single", "batch", "bigquery json", "bigquery class_name", "bigquery predicted_class"])
+def test_answer_text_is_exactly_what_json_dumps_writes(client, body):
+    response = client.post("/", json=body)
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == json.dumps(response.get_json())

@@ -1,5 +1,7 @@
 """The fast scorer agrees with scikit-learn's own predict_proba, or is not used."""
 
+import math
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
@@ -18,9 +20,11 @@ def random_points(X, count, seed):
 
 
 def assert_agrees(scorer, pipeline, X):
-    fast, exact = scorer(X), pipeline.predict_proba(X)
+    fast, exact = scorer.rows(X), pipeline.predict_proba(X)
     assert np.allclose(fast, exact, rtol=0, atol=1e-12)
     assert np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(X))
+    # One row at a time, in plain Python: the same floats, bit for bit.
+    assert [scorer.row(row) for row in X.tolist()] == fast.tolist()
 
 
 def test_served_model_uses_the_fast_scorer(pipeline):
@@ -37,9 +41,10 @@ def test_fast_scorer_on_the_iris_rows_and_random_points(pipeline, iris):
 
 def test_a_row_scores_the_same_alone_or_in_a_batch(pipeline, iris):
     scorer = affine_softmax(pipeline)
-    together = scorer(iris.data)
+    together = scorer.rows(iris.data)
     for i, row in enumerate(iris.data):
-        assert np.array_equal(scorer(row[np.newaxis, :]), together[i:i + 1])
+        assert np.array_equal(scorer.rows(row[np.newaxis, :]), together[i:i + 1])
+        assert scorer.row(row.tolist()) == together[i].tolist()
 
 
 @pytest.mark.parametrize("load", [load_wine, load_breast_cancer], ids=["wine, 3 classes", "breast cancer, binary"])
@@ -55,12 +60,21 @@ def test_unrecognised_pipeline_falls_back_to_predict_proba(iris, metadata):
     model = LoadedModel(pipeline, metadata)
     assert model.fast_path is None
     assert np.array_equal(model.predict_proba(iris.data), pipeline.predict_proba(iris.data))
+    assert model.predict_proba_row(iris.data[70].tolist()) == pipeline.predict_proba(iris.data[70:71])[0].tolist()
 
 
 def test_fast_scorer_that_disagrees_is_not_used(pipeline, metadata, monkeypatch):
     import model_loader
 
-    monkeypatch.setattr(model_loader, "affine_softmax", lambda p: (lambda rows: np.full((len(rows), 3), 1 / 3)))
+    monkeypatch.setattr(model_loader.AffineSoftmax, "rows", lambda self, rows: np.full((len(rows), 3), 1 / 3))
+    assert LoadedModel(pipeline, metadata).fast_path is None
+
+
+def test_fast_scorer_whose_one_row_form_differs_is_not_used(pipeline, metadata, monkeypatch):
+    import model_loader
+
+    real_row = model_loader.AffineSoftmax.row
+    monkeypatch.setattr(model_loader.AffineSoftmax, "row", lambda self, values: [math.nextafter(p, 2) for p in real_row(self, values)])  # one unit in the last place
     assert LoadedModel(pipeline, metadata).fast_path is None
 
 
