@@ -8,11 +8,16 @@ defaults) on 127.0.0.1, from a venv built from requirements.txt alone. Load come
   tutorial     the original tutorial's design: unpickle per request, pandas DataFrame, predict
                (runs in .venv, since it needs pandas)
 
-Prints a table of each figure as a ratio to its floor, with the targets, and writes the raw
-figures to bench/results/bench.json. BENCH_SECONDS sets each load run's length (default 5),
-BENCH_ROUNDS the rounds (default 3).
+This machine's speed drifts by 10% and more over minutes, so figures are taken in rounds,
+each function in turn within a round: for load, all servers run side by side and take turns
+at short wrk runs; for cold starts, each function is started in turn. A ratio is the median
+of the rounds' ratios, each between figures taken seconds apart, so that drift falls on both
+sides alike. Prints a table (medians, and those ratios) with the targets, and writes every
+round's figures to bench/results/bench.json. BENCH_ROUNDS sets the load rounds (default 15),
+BENCH_SECONDS each wrk run's length (default 1).
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -25,9 +30,9 @@ import numpy as np
 
 from serving import DEV_VENV, RESULTS, ROOT, SERVE_VENV, TUTORIAL_ROW, Server, wrk
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", 5))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
-COLD_RUNS = 5
+SECONDS = int(os.environ.get("BENCH_SECONDS", 1))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 15))
+COLD_STARTS = 5
 SINGLE = json.dumps(TUTORIAL_ROW).encode()
 rows = np.random.default_rng(0).uniform([4, 2, 1, 0], [8, 4.5, 7, 2.6], size=(1000, 4)).round(1)
 BATCH = json.dumps({"instances": [dict(zip(TUTORIAL_ROW, row)) for row in rows.tolist()]}).encode()
@@ -40,52 +45,56 @@ VENVS = {MAIN: SERVE_VENV, FLOOR: SERVE_VENV, PARSE_FLOOR: SERVE_VENV, TUTORIAL:
 
 
 def cold_starts():
-    """Seconds from process start to first answer, median of COLD_RUNS, taken in turns."""
+    """Seconds from process start to the first answer, each source in turn, COLD_STARTS times."""
     times = {source: [] for source in (MAIN, FLOOR, TUTORIAL)}
-    for _ in range(COLD_RUNS):
+    for _ in range(COLD_STARTS):
         for source in times:
             with Server(source, VENVS[source]) as server:
                 times[source].append(server.start(SINGLE))
-    return {source.stem: statistics.median(values) for source, values in times.items()}
+    return {source.stem: values for source, values in times.items()}
 
 
-def median_figures(runs):
-    """Figure by figure, the median over rounds."""
-    if isinstance(runs[0], dict):
-        return {key: median_figures([run[key] for run in runs]) for key in runs[0]}
-    return statistics.median(runs)
+def in_turns(sources, body, measure):
+    """Every source served at once; ROUNDS rounds, each source measured in turn within a
+    round by `measure(server)`. Returns every round's figures, by source, and each server's
+    worker memory after all of them."""
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(Server(source, VENVS[source])) for source in sources]
+        for server in servers:
+            server.start(body)
+            wrk(server.url, body, 8, 2)  # warm-up
+        runs = {source.stem: [] for source in sources}
+        for _ in range(ROUNDS):
+            for source, server in zip(sources, servers):
+                runs[source.stem].append(measure(server))
+        memory = {source.stem: server.worker_rss_mib() for source, server in zip(sources, servers)}
+    return runs, memory
 
 
-def warm(source):
-    with Server(source, VENVS[source]) as server:
-        server.start(SINGLE)
-        wrk(server.url, SINGLE, 8, 2)  # warm-up
-        figures = {f"c{connections}": wrk(server.url, SINGLE, connections, SECONDS) for connections in (1, 8)}
-        figures["rss_mib"] = server.worker_rss_mib()
-    return figures
+def warm(server):
+    return {f"c{connections}": wrk(server.url, SINGLE, connections, SECONDS) for connections in (1, 8)}
 
 
-def batch(source):
-    with Server(source, VENVS[source]) as server:
-        server.start(BATCH)
-        wrk(server.url, BATCH, 1, 2)
-        figures = wrk(server.url, BATCH, 1, SECONDS)
+def batch(server):
+    figures = wrk(server.url, BATCH, 1, SECONDS)
     figures["rows_per_s"] = figures["requests_per_s"] * 1000
     return figures
 
 
-def in_turns(measure, sources):
-    """ROUNDS rounds, each source in turn within a round, so that the machine's drift over
-    the run falls on all of them alike; the median of each figure."""
-    runs = {source: [] for source in sources}
-    for _ in range(ROUNDS):
-        for source in sources:
-            runs[source].append(measure(source))
-    return {source.stem: median_figures(values) for source, values in runs.items()}
+def per_round(runs, *keys):
+    """One figure from each round: per_round(runs, "c1", "requests_per_s")."""
+    values = []
+    for run in runs:
+        for key in keys:
+            run = run[key]
+        values.append(run)
+    return values
 
 
 def row(name, ours, floor, target=None, higher_is_better=True, unit=""):
-    ratio = ours / floor
+    """A table row from per-round figures: the medians, and the median of the rounds' ratios."""
+    ratio = statistics.median(o / f for o, f in zip(ours, floor))
+    ours, floor = statistics.median(ours), statistics.median(floor)
     verdict = ""
     if target is not None:
         met = ratio >= target if higher_is_better else ratio <= target
@@ -94,13 +103,13 @@ def row(name, ours, floor, target=None, higher_is_better=True, unit=""):
 
 
 def main():
-    print(f"bench: {ROUNDS} rounds of {SECONDS} s load runs (medians), {COLD_RUNS} cold starts each (median); "
-          "servers on 127.0.0.1", flush=True)
+    print(f"bench: {COLD_STARTS} cold starts of each function, then {ROUNDS} rounds of {SECONDS} s wrk runs "
+          "at each server in turn; servers on 127.0.0.1", flush=True)
     cold = cold_starts()
     print("cold starts done", flush=True)
-    warm_figures = in_turns(warm, (MAIN, FLOOR, TUTORIAL))
+    warm_figures, memory = in_turns((MAIN, FLOOR, TUTORIAL), SINGLE, warm)
     print("warm runs done", flush=True)
-    batch_figures = in_turns(batch, (MAIN, PARSE_FLOOR))
+    batch_figures, _ = in_turns((MAIN, PARSE_FLOOR), BATCH, batch)
     main_, floor, tutorial = (warm_figures[name] for name in ("main", "floor", "tutorial"))
 
     machine = (f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
@@ -113,31 +122,35 @@ def main():
     ]
     for connections in (1, 8):
         c = f"c{connections}"
-        lines.append(row(f"warm requests/s, {connections} conn.", main_[c]["requests_per_s"], floor[c]["requests_per_s"], 0.90))
-        lines.append(row(f"p50 latency, {connections} conn.", main_[c]["p50_ms"], floor[c]["p50_ms"], unit=" ms"))
-        lines.append(row(f"p99 latency, {connections} conn.", main_[c]["p99_ms"], floor[c]["p99_ms"], unit=" ms"))
+        lines.append(row(f"warm requests/s, {connections} conn.", per_round(main_, c, "requests_per_s"),
+                         per_round(floor, c, "requests_per_s"), 0.90))
+        lines.append(row(f"p50 latency, {connections} conn.", per_round(main_, c, "p50_ms"), per_round(floor, c, "p50_ms"), unit=" ms"))
+        lines.append(row(f"p99 latency, {connections} conn.", per_round(main_, c, "p99_ms"), per_round(floor, c, "p99_ms"), unit=" ms"))
     lines.append(row("cold start (to first answer)", cold["main"], cold["floor"], 1.10, False, " s"))
-    lines.append(row("1000-row batches, rows/s (floor: parse+encode)", batch_figures["main"]["rows_per_s"],
-                     batch_figures["parse_floor"]["rows_per_s"], 0.80))
-    lines.append(row("worker memory after warm-up", main_["rss_mib"], floor["rss_mib"], 1.10, False, " MiB"))
+    lines.append(row("1000-row batches, rows/s (floor: parse+encode)", per_round(batch_figures["main"], "rows_per_s"),
+                     per_round(batch_figures["parse_floor"], "rows_per_s"), 0.80))
+    lines.append(row("worker memory after the load runs", [memory["main"]], [memory["floor"]], 1.10, False, " MiB"))
+    tutorial_c1 = per_round(tutorial, "c1", "requests_per_s")
     lines += [
         "",
         "| against the tutorial's design | main.py | tutorial | ratio | target |",
         "| --- | --- | --- | --- | --- |",
-        row("warm requests/s, 1 conn.", main_["c1"]["requests_per_s"], tutorial["c1"]["requests_per_s"]),
-        row("warm requests/s, 8 conn.", main_["c8"]["requests_per_s"], tutorial["c8"]["requests_per_s"]),
+        row("warm requests/s, 1 conn.", per_round(main_, "c1", "requests_per_s"), tutorial_c1),
+        row("warm requests/s, 8 conn.", per_round(main_, "c8", "requests_per_s"), per_round(tutorial, "c8", "requests_per_s")),
         row("cold start (to first answer)", cold["main"], cold["tutorial"], 0.60, False, " s"),
-        f"| tutorial vs floor, warm requests/s, 1 conn. | | | {tutorial['c1']['requests_per_s'] / floor['c1']['requests_per_s']:.2f}x | |",
+        f"| tutorial vs floor, warm requests/s, 1 conn. | | | "
+        f"{statistics.median(t / f for t, f in zip(tutorial_c1, per_round(floor, 'c1', 'requests_per_s'))):.2f}x | |",
     ]
-    errors = sum(figures[c]["errors"] for figures in warm_figures.values() for c in ("c1", "c8"))
-    errors += sum(figures["errors"] for figures in batch_figures.values())  # medians: >0 means most rounds had some
+    errors = sum(run[c]["errors"] for runs in warm_figures.values() for run in runs for c in ("c1", "c8"))
+    errors += sum(run["errors"] for runs in batch_figures.values() for run in runs)
     lines.append(f"\nnon-2xx answers and socket errors during load: {errors}")
     print("\n".join(lines))
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine, "seconds_per_run": SECONDS, "cold_start_s": cold,
+        "machine": machine, "seconds_per_run": SECONDS, "rounds": ROUNDS, "cold_start_s": cold,
+        "worker_rss_mib": memory,
         "warm": warm_figures, "batch_1000_rows": batch_figures,
     }, indent=2))
     print(f"raw figures: {RESULTS / 'bench.json'}")
