@@ -91,9 +91,14 @@ def per_round(runs, *keys):
     return values
 
 
+def median_ratio(ours, floor):
+    """The median of the rounds' ratios, each between figures taken in the same round."""
+    return statistics.median(o / f for o, f in zip(ours, floor))
+
+
 def row(name, ours, floor, target=None, higher_is_better=True, unit=""):
     """A table row from per-round figures: the medians, and the median of the rounds' ratios."""
-    ratio = statistics.median(o / f for o, f in zip(ours, floor))
+    ratio = median_ratio(ours, floor)
     ours, floor = statistics.median(ours), statistics.median(floor)
     verdict = ""
     if target is not None:
@@ -139,7 +144,7 @@ def main():
         row("warm requests/s, 8 conn.", per_round(main_, "c8", "requests_per_s"), per_round(tutorial, "c8", "requests_per_s")),
         row("cold start (to first answer)", cold["main"], cold["tutorial"], 0.60, False, " s"),
         f"| tutorial vs floor, warm requests/s, 1 conn. | | | "
-        f"{statistics.median(t / f for t, f in zip(tutorial_c1, per_round(floor, 'c1', 'requests_per_s'))):.2f}x | |",
+        f"{median_ratio(tutorial_c1, per_round(floor, 'c1', 'requests_per_s')):.2f}x | |",
     ]
     errors = sum(run[c]["errors"] for runs in warm_figures.values() for run in runs for c in ("c1", "c8"))
     errors += sum(run["errors"] for runs in batch_figures.values() for run in runs)
