@@ -36,15 +36,18 @@ MAX_INSTANCES = int(os.environ.get("MAX_INSTANCES", 10_000))
 ALLOWED_ORIGINS = [origin.strip() for origin in os.environ.get("ALLOWED_ORIGINS", "*").split(",") if origin.strip()]
 
 # The model is loaded once per instance, when Cloud Functions imports this file, and
-# reused by every request: unpickling costs far more than a prediction. A model that
-# can't be trusted stops the instance here, with one line saying why, rather than
-# serving errors or wrong answers.
+# reused by every request. Loading takes milliseconds: it reads model.json's scorer (the
+# numbers the function answers with) and checks model.pkl's checksum. A model that can't be
+# trusted stops the instance here, with one line saying why. Importing scikit-learn to
+# unpickle model.pkl and check the scorer against it takes a second or more, so each process
+# does that in the background, from its first request on (see `predict`).
 try:
     MODEL = load_model(HERE, expected_sha256=os.environ.get("MODEL_SHA256"))
 except ModelError as err:
     sys.exit(f"cannot serve: {err}")
 
 LOG = RequestLog()
+MODEL_FAILED = "the model failed its check when this instance started"  # a 503's error
 JSON_HEADERS = {"Content-Type": "application/json"}
 BIGQUERY_RETURNS = ("class_name", "predicted_class", "json")  # the first is the default
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
@@ -158,6 +161,8 @@ def bigquery(body):
     except InputError as err:
         where = f"{err.field}: " if err.field else ""
         return reply({"errorMessage": (where + err.message)[:1000]}, err.status)
+    except ModelError:
+        return reply({"errorMessage": MODEL_FAILED}, 503)
     found = map(BIGQUERY_REPLY[returning], found)
     replies = (next(found) if is_scored else "null" for is_scored in scored)
     return '{"replies": [' + ", ".join(replies) + "]}", 200, JSON_HEADERS
@@ -189,6 +194,8 @@ def handle(request):
             return single(body)
         except InputError as err:
             return reply({"error": err.message, "field": err.field}, err.status)
+        except ModelError:  # model.pkl failed the background check: see report_model_check
+            return reply({"error": MODEL_FAILED, "field": None}, 503)
     if request.method in ("GET", "HEAD"):
         if request.path.rstrip("/").endswith("/openapi.json") or "openapi" in request.args:
             return OPENAPI, 200, JSON_HEADERS
@@ -224,9 +231,17 @@ def log_request(request, status, started, body):
     })
 
 
+def report_model_check(failure):
+    if failure is None:
+        LOG.write({"severity": "INFO", "message": f"model checked: {MODEL.pickle_path.name} gives the scorer's answers"})
+    else:
+        LOG.write({"severity": "ERROR", "message": f"cannot serve: {failure}"}, now=True)
+
+
 @functions_framework.http
 def predict(request):
     started = time.perf_counter()
+    MODEL.check_in_background(report_model_check)
     try:
         body, status, headers = handle(request)
     except Exception:
@@ -239,3 +254,4 @@ def predict(request):
         ), 500, JSON_HEADERS
     log_request(request, status, started, body)
     return body, status, {**headers, **cors_headers(request.environ.get("HTTP_ORIGIN"))}
+

@@ -1,24 +1,34 @@
-"""Loading model.pkl safely, once, and scoring rows with it.
+"""Loading the model once, safely, and scoring rows with it.
 
-`load_model(folder)` refuses a model it can't trust, with one line naming the file
-and the cause: a missing file, a checksum that doesn't match model.json (checked
-before unpickling, because unpickling runs code), a scikit-learn or numpy version
-other than the one that made the pickle, or a pickle that doesn't fit model.json.
+Importing scikit-learn and unpickling model.pkl take a second or more, which every new
+instance would spend before its first answer. A fitted StandardScaler + LogisticRegression is
+`softmax(x @ weights + bias)`, so train.py writes those numbers into model.json as its
+`scorer`, once it has checked there that they give the pipeline's own answers. Then:
+
+- `load_model(folder)` reads model.json, checks model.pkl's SHA-256 and the installed versions
+  (milliseconds: no scikit-learn import) and returns a LoadedModel that can answer at once from
+  the scorer. Anything wrong stops it with one line naming the file and the cause: a missing
+  file, a checksum that doesn't match model.json (checked before unpickling, because unpickling
+  runs code), a scikit-learn or numpy version other than the one that made the pickle, or a
+  model.json that doesn't hold together.
+- `LoadedModel.check()` unpickles model.pkl (the very bytes whose checksum was checked) and
+  checks the scorer against the pipeline again. The function runs it in the background, once
+  per process; if it fails, the model refuses to answer from then on.
+- A pipeline without a scorer (train.py writes none for pipelines of other shapes) is
+  unpickled and checked by `load_model` itself, and answers through its own predict_proba.
 """
 
 import hashlib
+import io
 import json
 import math
+import os
+import threading
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import joblib
 import numpy as np
-import sklearn
-from sklearn.exceptions import InconsistentVersionWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 METADATA_FILE = "model.json"
 REQUIRED_METADATA = ("model_file", "model_sha256", "features", "class_names", "versions")
@@ -44,12 +54,20 @@ def read_metadata(folder):
     return metadata
 
 
+def installed_version(package):
+    try:
+        return version(package)  # from the package's metadata: importing scikit-learn takes a second
+    except PackageNotFoundError:
+        return None
+
+
 def check_versions(metadata, path):
     trained = metadata["versions"]
-    if trained.get("scikit-learn") != sklearn.__version__:
+    sklearn_version = installed_version("scikit-learn")
+    if trained.get("scikit-learn") != sklearn_version:
         raise ModelError(
             f"{path}: made with scikit-learn {trained.get('scikit-learn')}, but "
-            f"scikit-learn {sklearn.__version__} is installed; install the version in "
+            f"scikit-learn {sklearn_version} is installed; install the version in "
             "requirements.txt or retrain"
         )
     trained_numpy_major = str(trained.get("numpy", "")).split(".")[0]
@@ -60,7 +78,8 @@ def check_versions(metadata, path):
         )
 
 
-def load_pipeline(metadata, folder, expected_sha256=None):
+def read_pickle(metadata, folder, expected_sha256=None):
+    """model.pkl's path and bytes, once its SHA-256 is the expected one."""
     path = Path(folder) / metadata["model_file"]
     expected = (expected_sha256 or metadata["model_sha256"]).lower()
     try:
@@ -72,11 +91,18 @@ def load_pipeline(metadata, folder, expected_sha256=None):
     actual = hashlib.sha256(content).hexdigest()
     if actual != expected:
         raise ModelError(f"{path}: SHA-256 is {actual}, expected {expected}; refusing to unpickle it")
-    check_versions(metadata, path)
+    return path, content
+
+
+def unpickle(path, content, metadata):
+    """The pipeline in `content` (model.pkl's checked bytes), if it fits model.json."""
+    import joblib
+    from sklearn.exceptions import InconsistentVersionWarning
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", InconsistentVersionWarning)
-            pipeline = joblib.load(path)
+            pipeline = joblib.load(io.BytesIO(content))
     except InconsistentVersionWarning as warning:
         raise ModelError(f"{path}: {warning}".replace("\n", " ")) from None
     except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
@@ -98,6 +124,10 @@ def load_pipeline(metadata, folder, expected_sha256=None):
 
 def affine_softmax(pipeline):
     """The pipeline as an AffineSoftmax if it is StandardScaler + LogisticRegression, else None."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
     scaler, classifier = (step for _, step in pipeline.steps)
@@ -127,6 +157,30 @@ class AffineSoftmax:
     def __init__(self, weights, bias):
         self.weights, self.bias = weights, bias  # (features, classes), (classes,)
         self.weight_lists, self.bias_list = weights.tolist(), bias.tolist()
+
+    def as_json(self):
+        """What train.py writes into model.json as `scorer`; JSON keeps every float exactly."""
+        return {"computes": "softmax(x @ weights + bias)", "weights": self.weight_lists, "bias": self.bias_list}
+
+    @classmethod
+    def from_metadata(cls, metadata, path):
+        """model.json's `scorer`, if it has one, checked for shape: (features, classes)."""
+        if "scorer" not in metadata:
+            return None
+        n_features, n_classes = len(metadata["features"]), len(metadata["class_names"])
+        try:
+            weights = np.array(metadata["scorer"]["weights"], dtype=np.float64)
+            bias = np.array(metadata["scorer"]["bias"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(f"{path}: scorer is malformed ({type(err).__name__}: {err})") from None
+        if weights.shape != (n_features, n_classes) or bias.shape != (n_classes,):
+            raise ModelError(
+                f"{path}: scorer has weights {weights.shape} and bias {bias.shape}, but "
+                f"there are {n_features} features and {n_classes} classes"
+            )
+        if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+            raise ModelError(f"{path}: scorer holds a number that is not finite")
+        return cls(weights, bias)
 
     def rows(self, rows):
         """Class probabilities for a (rows, features) array, as an array."""
@@ -164,51 +218,96 @@ def scaler_mean_and_scale(scaler):
 
 
 def probe_rows(pipeline, count=512, seed=0):
-    """Points spread well beyond the training data, to check a fast path against the pipeline."""
+    """Points spread well beyond the training data, to check a scorer against the pipeline."""
     mean, scale = scaler_mean_and_scale(pipeline.steps[0][1])
     rng = np.random.default_rng(seed)
     return mean + scale * rng.normal(scale=3.0, size=(count, mean.shape[0]))
 
 
 class LoadedModel:
-    """The verified pipeline with its metadata, and the fastest scorer that agrees with it."""
+    """model.json, and what scores rows: its scorer, or else the pipeline itself."""
 
-    def __init__(self, pipeline, metadata):
-        self.pipeline = pipeline
+    def __init__(self, metadata, pickle_path, pickle_bytes):
         self.metadata = metadata
         self.features = list(metadata["features"])
         self.class_names = list(metadata["class_names"])
-        self.fast_path = affine_softmax(pipeline)
-        if self.fast_path is not None and not agrees(self.fast_path, pipeline):
-            self.fast_path = None  # correctness is never traded for speed: the pipeline scores
+        self.scorer = AffineSoftmax.from_metadata(metadata, Path(pickle_path).with_name(METADATA_FILE))
+        self.pickle_path, self.pickle_bytes = pickle_path, pickle_bytes
+        self.pipeline = None  # unpickled by check()
+        self.failure = None  # the ModelError a background check() raised, if it did
+        self.checked_in_process = None
+        self.check_lock = threading.Lock()
+
+    def check(self):
+        """Unpickle model.pkl and check that the scorer gives the pipeline's answers."""
+        pipeline = unpickle(self.pickle_path, self.pickle_bytes, self.metadata)
+        if self.scorer is not None and not agrees(self.scorer, pipeline):
+            raise ModelError(
+                f"{self.pickle_path}: its answers differ from the scorer in {METADATA_FILE}; "
+                "write both again with train.py"
+            )
+        self.pipeline = pipeline
+
+    def check_in_background(self, report):
+        """check() in a thread, once per process; then report(the ModelError, or None). Once
+        per process: gunicorn forks its worker after main.py is imported, and threads don't
+        survive a fork. Until the check ends, the scorer answers; if it fails, nothing does.
+        Returns the thread it started, if it started one."""
+        if self.checked_in_process == os.getpid() or self.pipeline is not None:
+            return None
+        with self.check_lock:
+            if self.checked_in_process == os.getpid():
+                return None
+            self.checked_in_process = os.getpid()
+        checking = threading.Thread(target=self.check_and_report, args=(report,), daemon=True)
+        checking.start()
+        return checking
+
+    def check_and_report(self, report):
+        try:
+            self.check()
+        except ModelError as err:
+            self.failure = err
+        except Exception as err:  # whatever went wrong, the scorer is not checked
+            self.failure = ModelError(f"{self.pickle_path}: check failed ({type(err).__name__}: {err})")
+        report(self.failure)
 
     def predict_proba(self, rows):
         """Class probabilities for a (rows, features) float array, as an array."""
-        if self.fast_path is not None:
-            return self.fast_path.rows(rows)
+        if self.failure is not None:
+            raise self.failure
+        if self.scorer is not None:
+            return self.scorer.rows(rows)
         return self.pipeline.predict_proba(rows)
 
     def predict_proba_row(self, values):
         """Class probabilities for one row (a list of floats), as a list."""
-        if self.fast_path is not None:
-            return self.fast_path.row(values)
+        if self.failure is not None:
+            raise self.failure
+        if self.scorer is not None:
+            return self.scorer.row(values)
         return self.pipeline.predict_proba(np.array([values]))[0].tolist()
 
 
-def agrees(fast_path, pipeline):
-    """Whether the fast path gives the pipeline's classes and probabilities (within 1e-9) on
+def agrees(scorer, pipeline):
+    """Whether the scorer gives the pipeline's classes and probabilities (within 1e-9) on
     probe points, and the same probabilities, bit for bit, one row at a time."""
     probe = probe_rows(pipeline)
-    fast, exact = fast_path.rows(probe), pipeline.predict_proba(probe)
+    fast, exact = scorer.rows(probe), pipeline.predict_proba(probe)
     return (
         np.allclose(fast, exact, rtol=0, atol=1e-9)
         and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe))
-        and fast.tolist() == [fast_path.row(row) for row in probe.tolist()]
+        and fast.tolist() == [scorer.row(row) for row in probe.tolist()]
     )
 
 
 def load_model(folder, expected_sha256=None):
-    """Read model.json, verify and load model.pkl. `expected_sha256` overrides model.json's."""
+    """Read model.json and model.pkl, and check all that can be checked without scikit-learn.
+    `expected_sha256` overrides model.json's checksum of model.pkl."""
     metadata = read_metadata(folder)
-    pipeline = load_pipeline(metadata, folder, expected_sha256)
-    return LoadedModel(pipeline, metadata)
+    path, content = read_pickle(metadata, folder, expected_sha256)
+    check_versions(metadata, path)
+    model = LoadedModel(metadata, path, content)
+    if model.scorer is None:
+        model.check()  # nothing can answer until the pipeline is unpickled
+    return model

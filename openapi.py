@@ -153,6 +153,10 @@ def openapi_document(metadata, bigquery_returns, max_instances):
                             "description": "Body or batch over the limit",
                             "content": json_content({"oneOf": [ref("Error"), ref("BigQueryError")]}),
                         },
+                        "503": {
+                            "description": "model.pkl failed the check this instance ran on it when it started",
+                            "content": json_content({"oneOf": [ref("Error"), ref("BigQueryError")]}),
+                        },
                     },
                 },
                 "get": {

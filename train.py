@@ -33,6 +33,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from model_loader import affine_softmax, agrees
+
 HERE = Path(__file__).resolve().parent
 CV_FOLDS = 5
 
@@ -176,6 +178,11 @@ def train(data, out_dir):
                 "joblib": joblib.__version__,
             },
         }
+        # The numbers the function answers with, until and unless it finds, unpickling
+        # model.pkl, that they no longer give the pipeline's answers. Only written once they do.
+        scorer = affine_softmax(pipeline)
+        if scorer is not None and agrees(scorer, pipeline):
+            metadata["scorer"] = scorer.as_json()
         json_path = Path(staging) / "model.json"
         json_path.write_text(json.dumps(metadata, indent=2) + "\n")
         # Replace the old pair only now that both new files are complete.

@@ -29,6 +29,10 @@ def app():
     # In this process the log lines are flushed by the `client` fixture, into each test's own
     # captured output, rather than by the background writer at whatever moment it wakes.
     main.LOG.writer_pid = os.getpid()
+    # The check main.py starts at the first request, run to its end now, so that no test
+    # races it (some replace parts of the scorer for a while).
+    main.MODEL.check_in_background(main.report_model_check).join()
+    assert main.MODEL.failure is None and main.MODEL.pipeline is not None
     return app
 
 

@@ -2,18 +2,21 @@
 
 import hashlib
 import json
+import math
 import shutil
 import subprocess
 import sys
+import time
 from importlib.metadata import version
 
 import joblib
 import numpy as np
 import pytest
+import requests
 
 import train
-from conftest import ROOT, SERVED_FILES, TUTORIAL_ROW
-from model_loader import ModelError, load_model
+from conftest import ROOT, SERVED_FILES, TUTORIAL_ROW, Server
+from model_loader import ModelError, affine_softmax, load_model
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,8 @@ def test_field_names_come_from_column_names():
         train.field_names(["a b", "A-B"])
 
 
-# The loader refuses any model it can't trust, with one line naming the file and the cause.
+# The loader refuses any model it can't trust, with one line naming the file and the cause:
+# at once what it can check without scikit-learn, the rest when check() unpickles model.pkl.
 
 @pytest.fixture
 def bundle(tmp_path):
@@ -85,16 +89,63 @@ def edit_metadata(bundle, **changes):
     return metadata
 
 
-def refusal(bundle, **kwargs):
-    with pytest.raises(ModelError) as caught:
-        load_model(bundle, **kwargs)
+def without_scorer(bundle):
+    metadata = json.loads((bundle / "model.json").read_text())
+    del metadata["scorer"]
+    (bundle / "model.json").write_text(json.dumps(metadata))
+
+
+def one_line(caught):
     message = str(caught.value)
     assert "\n" not in message
     return message
 
 
-def test_good_bundle_loads(bundle):
-    assert load_model(bundle).class_names == ["setosa", "versicolor", "virginica"]
+def refusal(bundle, **kwargs):
+    with pytest.raises(ModelError) as caught:
+        load_model(bundle, **kwargs)
+    return one_line(caught)
+
+
+def check_refusal(bundle):
+    model = load_model(bundle)  # answers from the scorer...
+    assert model.scorer is not None
+    with pytest.raises(ModelError) as caught:
+        model.check()  # ...until the check the function runs in the background refuses it
+    return one_line(caught)
+
+
+def test_good_bundle_loads_without_scikit_learn(bundle):
+    # Importing scikit-learn is most of a second or more: no new instance waits for it.
+    script = (
+        "import sys; from model_loader import load_model; "
+        f"model = load_model({str(bundle)!r}); "
+        "print(model.predict_proba_row([5.1, 3.5, 1.4, 0.2]), 'sklearn' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    probabilities, sklearn_imported = result.stdout.rsplit(" ", 1)
+    assert sklearn_imported.strip() == "False"
+    assert json.loads(probabilities)[0] > 0.9
+
+
+def test_check_passes_and_keeps_the_pipeline(bundle, pipeline, iris):
+    model = load_model(bundle)
+    model.check()
+    assert np.array_equal(model.pipeline.predict_proba(iris.data), pipeline.predict_proba(iris.data))
+
+
+def test_check_unpickles_the_bytes_whose_checksum_was_checked(bundle):
+    model = load_model(bundle)
+    (bundle / "model.pkl").write_bytes(b"replaced after the checksum was checked")
+    model.check()
+    assert model.pipeline is not None
+
+
+def test_scorer_is_what_train_py_computed_from_the_pipeline(bundle, pipeline):
+    scorer = load_model(bundle).scorer
+    computed = affine_softmax(pipeline)
+    assert scorer.weights.tolist() == computed.weights.tolist()  # bit for bit: JSON keeps floats exactly
+    assert scorer.bias.tolist() == computed.bias.tolist()
 
 
 def test_missing_model_file(bundle):
@@ -130,6 +181,8 @@ def test_pickle_that_fails_to_load(bundle):
     garbage = b"this is not a pickle"
     (bundle / "model.pkl").write_bytes(garbage)
     edit_metadata(bundle, model_sha256=hashlib.sha256(garbage).hexdigest())
+    assert check_refusal(bundle).startswith(f"{bundle / 'model.pkl'}: failed to load")
+    without_scorer(bundle)
     assert refusal(bundle).startswith(f"{bundle / 'model.pkl'}: failed to load")
 
 
@@ -145,7 +198,33 @@ def test_other_numpy_major_version_is_refused(bundle, metadata):
     assert "made with numpy 1.26.4" in refusal(bundle)
 
 
-def test_metadata_that_does_not_fit_the_pickle(bundle):
+def test_scorer_that_does_not_fit_the_metadata(bundle):
+    edit_metadata(bundle, features=["a", "b", "c"])
+    assert "scorer has weights (4, 3) and bias (3,), but there are 3 features and 3 classes" in refusal(bundle)
+
+
+def test_malformed_scorer(bundle, metadata):
+    edit_metadata(bundle, scorer={**metadata["scorer"], "weights": "four rows"})
+    assert refusal(bundle).startswith(f"{bundle / 'model.json'}: scorer is malformed")
+    edit_metadata(bundle, scorer={"bias": metadata["scorer"]["bias"]})
+    assert refusal(bundle).startswith(f"{bundle / 'model.json'}: scorer is malformed")
+    weights = [row[:] for row in metadata["scorer"]["weights"]]
+    weights[1][2] = math.inf
+    edit_metadata(bundle, scorer={**metadata["scorer"], "weights": weights})
+    assert refusal(bundle) == f"{bundle / 'model.json'}: scorer holds a number that is not finite"
+
+
+def test_scorer_that_differs_from_the_pickle(bundle, metadata):
+    weights = [row[:] for row in metadata["scorer"]["weights"]]
+    weights[3][2] += 1e-6  # enough to move probabilities by more than 1e-9
+    edit_metadata(bundle, scorer={**metadata["scorer"], "weights": weights})
+    assert check_refusal(bundle) == (
+        f"{bundle / 'model.pkl'}: its answers differ from the scorer in model.json; write both again with train.py"
+    )
+
+
+def test_pickle_that_does_not_fit_the_metadata(bundle):
+    without_scorer(bundle)
     edit_metadata(bundle, features=["a", "b", "c"])
     assert "expects 4 features, model.json lists 3" in refusal(bundle)
 
@@ -161,3 +240,49 @@ def test_function_refuses_to_start_on_a_bad_model(bundle):
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(f"cannot serve: {bundle / 'model.pkl'}: SHA-256 is ")
+
+
+def log_lines(server):
+    return [json.loads(line) for line in server.output()[0].splitlines() if line.startswith("{")]
+
+
+def wait_for_log(server, message_start, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [line for line in log_lines(server) if line["message"].startswith(message_start)]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    pytest.fail(f"no log line starting {message_start!r} in {timeout} s: {server.output()}")
+
+
+def test_served_function_checks_its_model_in_the_background(server):
+    requests.post(server.url, json=TUTORIAL_ROW)
+    line = wait_for_log(server, "model checked")
+    assert line == {"severity": "INFO", "message": "model checked: model.pkl gives the scorer's answers"}
+    assert requests.post(server.url, json=TUTORIAL_ROW).json()["predicted_class"] == 0
+
+
+def test_function_that_fails_its_check_stops_answering(bundle, metadata):
+    for name in SERVED_FILES:
+        shutil.copy(ROOT / name, bundle)
+    weights = [row[:] for row in metadata["scorer"]["weights"]]
+    weights[3][2] += 1e-6
+    edit_metadata(bundle, scorer={**metadata["scorer"], "weights": weights})
+    server = Server(bundle / "main.py").wait_ready()  # its GET starts the check
+    try:
+        line = wait_for_log(server, "cannot serve")
+        assert line["severity"] == "ERROR"
+        assert line["message"].endswith("its answers differ from the scorer in model.json; write both again with train.py")
+        single = requests.post(server.url, json=TUTORIAL_ROW)
+        assert single.status_code == 503
+        assert single.json() == {"error": "the model failed its check when this instance started", "field": None}
+        batch = requests.post(server.url, json={"instances": [TUTORIAL_ROW]})
+        assert batch.status_code == 503
+        bigquery = requests.post(server.url, json={"calls": [list(TUTORIAL_ROW.values())]})
+        assert (bigquery.status_code, bigquery.json()) == (
+            503, {"errorMessage": "the model failed its check when this instance started"}
+        )
+        assert requests.get(server.url).status_code == 200  # it still says what it is
+    finally:
+        server.stop()

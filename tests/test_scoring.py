@@ -1,7 +1,9 @@
 """The fast scorer agrees with scikit-learn's own predict_proba, or is not used."""
 
+import json
 import math
 
+import joblib
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
@@ -9,7 +11,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from model_loader import LoadedModel, affine_softmax
+import model_loader
+import train
+from model_loader import affine_softmax, load_model
 
 
 def random_points(X, count, seed):
@@ -27,10 +31,10 @@ def assert_agrees(scorer, pipeline, X):
     assert [scorer.row(row) for row in X.tolist()] == fast.tolist()
 
 
-def test_served_model_uses_the_fast_scorer(pipeline):
+def test_served_model_uses_the_fast_scorer(app):
     import main
 
-    assert main.MODEL.fast_path is not None
+    assert main.MODEL.scorer is not None
 
 
 def test_fast_scorer_on_the_iris_rows_and_random_points(pipeline, iris):
@@ -54,33 +58,41 @@ def test_fast_scorer_on_other_data(load):
     assert_agrees(affine_softmax(pipeline), pipeline, np.vstack([X, random_points(X, 5_000, seed=2)]))
 
 
-def test_unrecognised_pipeline_falls_back_to_predict_proba(iris, metadata):
-    pipeline = Pipeline([("scaler", MinMaxScaler()), ("model", LogisticRegression())]).fit(iris.data, iris.target)
-    assert affine_softmax(pipeline) is None
-    model = LoadedModel(pipeline, metadata)
-    assert model.fast_path is None
+def train_bundle(folder, monkeypatch, make_pipeline=None):
+    """train.py's model.pkl and model.json for iris, in `folder`, perhaps from another pipeline."""
+    if make_pipeline is not None:
+        monkeypatch.setattr(train, "make_pipeline", make_pipeline)
+    train.train(train.iris_data(), folder)
+    return json.loads((folder / "model.json").read_text())
+
+
+def test_unrecognised_pipeline_falls_back_to_predict_proba(iris, tmp_path, monkeypatch):
+    metadata = train_bundle(
+        tmp_path, monkeypatch, lambda: Pipeline([("scaler", MinMaxScaler()), ("model", LogisticRegression())])
+    )
+    assert "scorer" not in metadata
+    model = load_model(tmp_path)
+    assert model.scorer is None
+    pipeline = joblib.load(tmp_path / "model.pkl")
     assert np.array_equal(model.predict_proba(iris.data), pipeline.predict_proba(iris.data))
     assert model.predict_proba_row(iris.data[70].tolist()) == pipeline.predict_proba(iris.data[70:71])[0].tolist()
 
 
-def test_fast_scorer_that_disagrees_is_not_used(pipeline, metadata, monkeypatch):
-    import model_loader
-
+def test_train_writes_no_scorer_that_disagrees(tmp_path, monkeypatch):
     monkeypatch.setattr(model_loader.AffineSoftmax, "rows", lambda self, rows: np.full((len(rows), 3), 1 / 3))
-    assert LoadedModel(pipeline, metadata).fast_path is None
+    assert "scorer" not in train_bundle(tmp_path, monkeypatch)
+    assert load_model(tmp_path).scorer is None
 
 
-def test_fast_scorer_whose_one_row_form_differs_is_not_used(pipeline, metadata, monkeypatch):
-    import model_loader
-
+def test_train_writes_no_scorer_whose_one_row_form_differs(tmp_path, monkeypatch):
     real_row = model_loader.AffineSoftmax.row
     monkeypatch.setattr(model_loader.AffineSoftmax, "row", lambda self, values: [math.nextafter(p, 2) for p in real_row(self, values)])  # one unit in the last place
-    assert LoadedModel(pipeline, metadata).fast_path is None
+    assert "scorer" not in train_bundle(tmp_path, monkeypatch)
 
 
 def test_answers_through_the_pipeline_path_match(client, iris, pipeline, monkeypatch):
     import main
 
-    monkeypatch.setattr(main.MODEL, "fast_path", None)
+    monkeypatch.setattr(main.MODEL, "scorer", None)
     predictions = client.post("/", json={"instances": iris.data.tolist()}).get_json()["predictions"]
     assert [p["predicted_class"] for p in predictions] == pipeline.predict(iris.data).tolist()
