@@ -38,6 +38,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/"
         RESULTS.mkdir(parents=True, exist_ok=True)
         self.log = open(RESULTS / f"server-{self.source.stem}.log", "a")
+        self.log_start = self.log.tell()  # the log is kept across runs: this run's lines start here
 
     def start(self, probe_body):
         """Start, and return the seconds from process start to the first good answer."""
@@ -59,6 +60,29 @@ class Server:
             except OSError:
                 time.sleep(0.002)
         raise RuntimeError(f"{self.source.name} did not answer within 60 s")
+
+    def wait_for_line(self, text, timeout=60):
+        """Wait until the server has written a line holding `text` in this run."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            self.log.flush()
+            with open(self.log.name) as log:
+                log.seek(self.log_start)
+                if any(text in line for line in log):
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.source.name} wrote no line holding {text!r} within {timeout} s")
+
+    def instance_pss_mib(self):
+        """Memory of the whole instance: gunicorn's master and its worker, each page shared
+        between them counted once (the sum of their proportional set sizes)."""
+        pids = [self.process.pid, *Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()]
+        total_kib = 0
+        for pid in pids:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kib += int(line.split()[1])
+        return total_kib / 1024
 
     def worker_rss_mib(self):
         """Resident memory of the gunicorn worker, the process that serves requests."""

@@ -20,6 +20,7 @@ def main():
     with Server(ROOT / "main.py") as server:
         server.start(BODY)
         wrk(server.url, BODY, CONNECTIONS, 5)  # warm-up: caches, arenas, threads
+        server.wait_for_line('"message": "model checked')  # model.pkl unpickled in the background
         before = server.worker_rss_mib()
         started = time.time()
         figures = wrk(server.url, BODY, CONNECTIONS, SECONDS)
