@@ -10,7 +10,9 @@ defaults) on 127.0.0.1, from a venv built from requirements.txt alone. Load come
 
 This machine's speed drifts by 10% and more over minutes, so figures are taken in rounds,
 each function in turn within a round: for load, all servers run side by side and take turns
-at short wrk runs; for cold starts, each function is started in turn. A ratio is the median
+at short wrk runs; for cold starts and memory, each function is started alone, in turn.
+Memory is the instance's: gunicorn's master and worker, their proportional set sizes summed,
+after load (and, for main.py, after its background check of model.pkl). A ratio is the median
 of the rounds' ratios, each between figures taken seconds apart, so that drift falls on both
 sides alike. Prints a table (medians, and those ratios) with the targets, and writes every
 round's figures to bench/results/bench.json. BENCH_ROUNDS sets the load rounds (default 15),
@@ -33,6 +35,7 @@ from serving import DEV_VENV, RESULTS, ROOT, SERVE_VENV, TUTORIAL_ROW, Server, w
 SECONDS = int(os.environ.get("BENCH_SECONDS", 1))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 15))
 COLD_STARTS = 5
+MEMORY_TURNS = 3
 SINGLE = json.dumps(TUTORIAL_ROW).encode()
 rows = np.random.default_rng(0).uniform([4, 2, 1, 0], [8, 4.5, 7, 2.6], size=(1000, 4)).round(1)
 BATCH = json.dumps({"instances": [dict(zip(TUTORIAL_ROW, row)) for row in rows.tolist()]}).encode()
@@ -57,8 +60,7 @@ def cold_starts():
 
 def in_turns(sources, body, measure):
     """Every source served at once; ROUNDS rounds, each source measured in turn within a
-    round by `measure(server)`. Returns every round's figures, by source, and each server's
-    memory after all of them."""
+    round by `measure(server)`. Returns every round's figures, by source."""
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(Server(source, VENVS[source])) for source in sources]
         for server in servers:
@@ -70,11 +72,25 @@ def in_turns(sources, body, measure):
         for _ in range(ROUNDS):
             for source, server in zip(sources, servers):
                 runs[source.stem].append(measure(server))
-        memory = {
-            source.stem: {"instance_pss": server.instance_pss_mib(), "worker_rss": server.worker_rss_mib()}
-            for source, server in zip(sources, servers)
-        }
-    return runs, memory
+    return runs
+
+
+def memory():
+    """Memory after load, each function served alone (other servers would share its library
+    pages, and so its proportional set size), in turn, MEMORY_TURNS times."""
+    figures = {source.stem: [] for source in (MAIN, FLOOR)}
+    for _ in range(MEMORY_TURNS):
+        for source in (MAIN, FLOOR):
+            with Server(source, VENVS[source]) as server:
+                server.start(SINGLE)
+                wrk(server.url, SINGLE, 8, 2)
+                if source == MAIN:
+                    server.wait_for_line(MAIN_CHECKED)
+                wrk(server.url, SINGLE, 8, 2)
+                figures[source.stem].append(
+                    {"instance_pss": server.instance_pss_mib(), "worker_rss": server.worker_rss_mib()}
+                )
+    return figures
 
 
 def warm(server):
@@ -118,9 +134,11 @@ def main():
           "at each server in turn; servers on 127.0.0.1", flush=True)
     cold = cold_starts()
     print("cold starts done", flush=True)
-    warm_figures, memory = in_turns((MAIN, FLOOR, TUTORIAL), SINGLE, warm)
+    memory_figures = memory()
+    print("memory done", flush=True)
+    warm_figures = in_turns((MAIN, FLOOR, TUTORIAL), SINGLE, warm)
     print("warm runs done", flush=True)
-    batch_figures, _ = in_turns((MAIN, PARSE_FLOOR), BATCH, batch)
+    batch_figures = in_turns((MAIN, PARSE_FLOOR), BATCH, batch)
     main_, floor, tutorial = (warm_figures[name] for name in ("main", "floor", "tutorial"))
 
     machine = (f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
@@ -140,10 +158,10 @@ def main():
     lines.append(row("cold start (to first answer)", cold["main"], cold["floor"], 1.10, False, " s"))
     lines.append(row("1000-row batches, rows/s (floor: parse+encode)", per_round(batch_figures["main"], "rows_per_s"),
                      per_round(batch_figures["parse_floor"], "rows_per_s"), 0.80))
-    lines.append(row("instance memory after the load runs (PSS, master + worker)", [memory["main"]["instance_pss"]],
-                     [memory["floor"]["instance_pss"]], 1.10, False, " MiB"))
-    lines.append(row("worker RSS after the load runs (see the README)", [memory["main"]["worker_rss"]],
-                     [memory["floor"]["worker_rss"]], unit=" MiB"))
+    lines.append(row("instance memory after load (PSS, master + worker)", per_round(memory_figures["main"], "instance_pss"),
+                     per_round(memory_figures["floor"], "instance_pss"), 1.10, False, " MiB"))
+    lines.append(row("worker RSS after load (see the README)", per_round(memory_figures["main"], "worker_rss"),
+                     per_round(memory_figures["floor"], "worker_rss"), unit=" MiB"))
     tutorial_c1 = per_round(tutorial, "c1", "requests_per_s")
     lines += [
         "",
@@ -164,7 +182,7 @@ def main():
     (RESULTS / "bench.json").write_text(json.dumps({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine, "seconds_per_run": SECONDS, "rounds": ROUNDS, "cold_start_s": cold,
-        "memory_mib": memory,
+        "memory_mib": memory_figures,
         "warm": warm_figures, "batch_1000_rows": batch_figures,
     }, indent=2))
     print(f"raw figures: {RESULTS / 'bench.json'}")
