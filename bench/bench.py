@@ -160,7 +160,7 @@ def main():
                      per_round(batch_figures["parse_floor"], "rows_per_s"), 0.80))
     lines.append(row("instance memory after load (PSS, master + worker)", per_round(memory_figures["main"], "instance_pss"),
                      per_round(memory_figures["floor"], "instance_pss"), 1.10, False, " MiB"))
-    lines.append(row("worker RSS after load (see the README)", per_round(memory_figures["main"], "worker_rss"),
+    lines.append(row("worker RSS after load (no target)", per_round(memory_figures["main"], "worker_rss"),
                      per_round(memory_figures["floor"], "worker_rss"), unit=" MiB"))
     tutorial_c1 = per_round(tutorial, "c1", "requests_per_s")
     lines += [
