@@ -227,11 +227,11 @@ def probe_rows(pipeline, count=512, seed=0):
 class LoadedModel:
     """model.json, and what scores rows: its scorer, or else the pipeline itself."""
 
-    def __init__(self, metadata, pickle_path, pickle_bytes):
+    def __init__(self, metadata, scorer, pickle_path, pickle_bytes):
         self.metadata = metadata
         self.features = list(metadata["features"])
         self.class_names = list(metadata["class_names"])
-        self.scorer = AffineSoftmax.from_metadata(metadata, Path(pickle_path).with_name(METADATA_FILE))
+        self.scorer = scorer  # an AffineSoftmax, or None
         self.pickle_path, self.pickle_bytes = pickle_path, pickle_bytes
         self.pipeline = None  # unpickled by check()
         self.failure = None  # the ModelError a background check() raised, if it did
@@ -307,7 +307,8 @@ def load_model(folder, expected_sha256=None):
     metadata = read_metadata(folder)
     path, content = read_pickle(metadata, folder, expected_sha256)
     check_versions(metadata, path)
-    model = LoadedModel(metadata, path, content)
+    scorer = AffineSoftmax.from_metadata(metadata, Path(folder) / METADATA_FILE)
+    model = LoadedModel(metadata, scorer, path, content)
     if model.scorer is None:
         model.check()  # nothing can answer until the pipeline is unpickled
     return model
