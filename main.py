@@ -242,8 +242,8 @@ def report_model_check(failure):
 @functions_framework.http
 def predict(request):
     started = time.perf_counter()
-    MODEL.check_in_background(report_model_check)
     try:
+        MODEL.check_in_background(report_model_check)
         body, status, headers = handle(request)
     except Exception:
         # Not the caller's fault. The answer gives a short reference and no details; the

@@ -258,9 +258,9 @@ class LoadedModel:
         with self.check_lock:
             if self.checked_in_process == os.getpid():
                 return None
+            checking = threading.Thread(target=self.check_and_report, args=(report,), daemon=True)
+            checking.start()  # if this fails, the next request tries again
             self.checked_in_process = os.getpid()
-        checking = threading.Thread(target=self.check_and_report, args=(report,), daemon=True)
-        checking.start()
         return checking
 
     def check_and_report(self, report):
