@@ -30,7 +30,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from serving import DEV_VENV, RESULTS, ROOT, SERVE_VENV, TUTORIAL_ROW, Server, wrk
+from serving import DEV_VENV, MAIN_CHECKED, RESULTS, ROOT, SERVE_VENV, TUTORIAL_ROW, Server, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", 1))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 15))
@@ -41,7 +41,6 @@ rows = np.random.default_rng(0).uniform([4, 2, 1, 0], [8, 4.5, 7, 2.6], size=(10
 BATCH = json.dumps({"instances": [dict(zip(TUTORIAL_ROW, row)) for row in rows.tolist()]}).encode()
 
 MAIN = ROOT / "main.py"
-MAIN_CHECKED = '"message": "model checked'  # main.py's log line once model.pkl is checked
 FLOOR = ROOT / "bench" / "functions" / "floor.py"
 PARSE_FLOOR = ROOT / "bench" / "functions" / "parse_floor.py"
 TUTORIAL = ROOT / "bench" / "functions" / "tutorial.py"

@@ -29,6 +29,10 @@ def post(url, body, timeout=5):
         return response.status, response.read()
 
 
+# main.py's log line once its background check of model.pkl has passed.
+MAIN_CHECKED = '"message": "model checked'
+
+
 class Server:
     """functions-framework without --debug: gunicorn with its defaults, on 127.0.0.1."""
 
@@ -73,25 +77,18 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{self.source.name} wrote no line holding {text!r} within {timeout} s")
 
+    def workers(self):
+        """The pids of gunicorn's workers: the master's children."""
+        return Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+
     def instance_pss_mib(self):
         """Memory of the whole instance: gunicorn's master and its worker, each page shared
         between them counted once (the sum of their proportional set sizes)."""
-        pids = [self.process.pid, *Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()]
-        total_kib = 0
-        for pid in pids:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kib += int(line.split()[1])
-        return total_kib / 1024
+        return sum(proc_mib(pid, "smaps_rollup", "Pss") for pid in [self.process.pid, *self.workers()])
 
     def worker_rss_mib(self):
         """Resident memory of the gunicorn worker, the process that serves requests."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        pid = children[0] if children else self.process.pid
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
+        return proc_mib((self.workers() or [self.process.pid])[0], "status", "VmRSS")
 
     def stop(self):
         self.process.terminate()
@@ -108,6 +105,14 @@ class Server:
     def __exit__(self, *exc):
         if hasattr(self, "process"):
             self.stop()
+
+
+def proc_mib(pid, file, field):
+    """A memory figure (kB in /proc) of process `pid`, in MiB: proc_mib(pid, "status", "VmRSS")."""
+    for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/{pid}/{file}")
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from serving import RESULTS, ROOT, TUTORIAL_ROW, Server, wrk
+from serving import MAIN_CHECKED, RESULTS, ROOT, TUTORIAL_ROW, Server, wrk
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", 60))
 CONNECTIONS = 16
@@ -20,7 +20,7 @@ def main():
     with Server(ROOT / "main.py") as server:
         server.start(BODY)
         wrk(server.url, BODY, CONNECTIONS, 5)  # warm-up: caches, arenas, threads
-        server.wait_for_line('"message": "model checked')  # model.pkl unpickled in the background
+        server.wait_for_line(MAIN_CHECKED)  # model.pkl unpickled in the background
         before = server.worker_rss_mib()
         started = time.time()
         figures = wrk(server.url, BODY, CONNECTIONS, SECONDS)
