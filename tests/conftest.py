@@ -104,6 +104,17 @@ class Server:
             stream.seek(0)
         return self.stdout.read(), self.stderr.read()
 
+    def log_lines(self, where, timeout=60):
+        """The JSON log lines written so far for which `where(line)` holds, waiting up to
+        `timeout` seconds for the first (lines are written by a background thread)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [json.loads(line) for line in self.output()[0].splitlines() if line.startswith("{")]
+            found = [line for line in lines if where(line)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
     def stop(self):
         self.process.terminate()
         try:

@@ -6,7 +6,6 @@ import math
 import shutil
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 
 import joblib
@@ -242,24 +241,10 @@ def test_function_refuses_to_start_on_a_bad_model(bundle):
     assert result.stderr.strip().splitlines()[-1].startswith(f"cannot serve: {bundle / 'model.pkl'}: SHA-256 is ")
 
 
-def log_lines(server):
-    return [json.loads(line) for line in server.output()[0].splitlines() if line.startswith("{")]
-
-
-def wait_for_log(server, message_start, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [line for line in log_lines(server) if line["message"].startswith(message_start)]
-        if found:
-            return found[0]
-        time.sleep(0.2)
-    pytest.fail(f"no log line starting {message_start!r} in {timeout} s: {server.output()}")
-
-
 def test_served_function_checks_its_model_in_the_background(server):
     requests.post(server.url, json=TUTORIAL_ROW)
-    line = wait_for_log(server, "model checked")
-    assert line == {"severity": "INFO", "message": "model checked: model.pkl gives the scorer's answers"}
+    lines = server.log_lines(lambda line: line["message"].startswith("model checked"))
+    assert lines == [{"severity": "INFO", "message": "model checked: model.pkl gives the scorer's answers"}]
     assert requests.post(server.url, json=TUTORIAL_ROW).json()["predicted_class"] == 0
 
 
@@ -271,7 +256,7 @@ def test_function_that_fails_its_check_stops_answering(bundle, metadata):
     edit_metadata(bundle, scorer={**metadata["scorer"], "weights": weights})
     server = Server(bundle / "main.py").wait_ready()  # its GET starts the check
     try:
-        line = wait_for_log(server, "cannot serve")
+        [line] = server.log_lines(lambda line: line["message"].startswith("cannot serve"))
         assert line["severity"] == "ERROR"
         assert line["message"].endswith("its answers differ from the scorer in model.json; write both again with train.py")
         single = requests.post(server.url, json=TUTORIAL_ROW)
