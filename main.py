@@ -214,22 +214,12 @@ def handle(request):
 def log_request(request, status, started, body):
     """One JSON line per request, in the form Cloud Logging reads. Never the request body.
     (Headers are read from the WSGI environ: werkzeug's parsed views cost more than the model.)"""
-    environ, path = request.environ, request.path
-    method = environ["REQUEST_METHOD"]
-    LOG.write({
-        "severity": "INFO" if status < 400 else "WARNING" if status < 500 else "ERROR",
-        "message": f"{method} {path} {status}",
-        "httpRequest": {
-            "requestMethod": method,
-            "requestUrl": path,
-            "status": status,
-            "latency": f"{time.perf_counter() - started:.6f}s",
-            "requestSize": environ.get("CONTENT_LENGTH") or "0",
-            "responseSize": str(len(body)),
-            "userAgent": environ.get("HTTP_USER_AGENT", ""),
-        },
-        "rows": g.get("rows_predicted", 0),
-    })
+    environ = request.environ
+    LOG.write_request(
+        environ["REQUEST_METHOD"], request.path, status, time.perf_counter() - started,
+        environ.get("CONTENT_LENGTH") or "0", len(body), environ.get("HTTP_USER_AGENT", ""),
+        g.get("rows_predicted", 0),
+    )
 
 
 def report_model_check(failure):

@@ -4,8 +4,11 @@ import json
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import TUTORIAL_ROW
+from request_log import request_line
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
@@ -139,3 +142,35 @@ def test_the_served_function_writes_its_log_lines(server):
     requests.post(server.url, json=TUTORIAL_ROW, headers={"User-Agent": "log-check"})
     lines = server.log_lines(lambda line: line.get("httpRequest", {}).get("userAgent") == "log-check", timeout=5)
     assert [(line["httpRequest"]["status"], line["rows"]) for line in lines] == [(200, 1)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.text(max_size=10),
+    path=st.text(max_size=30),
+    status=st.sampled_from([200, 204, 400, 404, 413, 500, 503]),
+    seconds=st.floats(min_value=0, max_value=1e4),
+    request_size=st.text(max_size=12),
+    response_size=st.integers(min_value=0, max_value=10**9),
+    user_agent=st.text(max_size=40),
+    rows=st.integers(min_value=0, max_value=10**5),
+)
+def test_request_log_line_is_exactly_json_dumps_of_its_entry(
+    method, path, status, seconds, request_size, response_size, user_agent, rows
+):
+    entry = {
+        "severity": {2: "INFO", 4: "WARNING", 5: "ERROR"}[status // 100],
+        "message": f"{method} {path} {status}",
+        "httpRequest": {
+            "requestMethod": method,
+            "requestUrl": path,
+            "status": status,
+            "latency": f"{seconds:.6f}s",
+            "requestSize": request_size,
+            "responseSize": str(response_size),
+            "userAgent": user_agent,
+        },
+        "rows": rows,
+    }
+    line = request_line(method, path, status, seconds, request_size, response_size, user_agent, rows)
+    assert line == json.dumps(entry)
