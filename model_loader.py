@@ -157,6 +157,7 @@ class AffineSoftmax:
     def __init__(self, weights, bias):
         self.weights, self.bias = weights, bias  # (features, classes), (classes,)
         self.weight_lists, self.bias_list = weights.tolist(), bias.tolist()
+        self.class_weights = weights.T.tolist()  # for row(): each class's weights, by feature
 
     def as_json(self):
         """What train.py writes into model.json as `scorer`; JSON keeps every float exactly."""
@@ -197,10 +198,12 @@ class AffineSoftmax:
 
     def row(self, values):
         """Class probabilities for one row (a list of floats), as a list."""
-        scores = [values[0] * weight for weight in self.weight_lists[0]]
-        for value, weights in zip(values[1:], self.weight_lists[1:]):
-            scores = [score + value * weight for score, weight in zip(scores, weights)]
-        scores = [score + bias for score, bias in zip(scores, self.bias_list)]
+        scores = []
+        for weights, bias in zip(self.class_weights, self.bias_list):
+            score = values[0] * weights[0]
+            for feature in range(1, len(values)):
+                score += values[feature] * weights[feature]
+            scores.append(score + bias)
         top = max(scores)
         exps = [math.exp(score - top) for score in scores]
         total = exps[0]
@@ -253,7 +256,7 @@ class LoadedModel:
         per process: gunicorn forks its worker after main.py is imported, and threads don't
         survive a fork. Until the check ends, the scorer answers; if it fails, nothing does.
         Returns the thread it started, if it started one."""
-        if self.checked_in_process == os.getpid() or self.pipeline is not None:
+        if self.pipeline is not None or self.checked_in_process == os.getpid():
             return None
         with self.check_lock:
             if self.checked_in_process == os.getpid():
