@@ -12,7 +12,9 @@ This machine's speed drifts by 10% and more over minutes, so figures are taken i
 each function in turn within a round: for load, all servers run side by side and take turns
 at short wrk runs; for cold starts and memory, each function is started alone, in turn.
 Memory is the instance's: gunicorn's master and worker, their proportional set sizes summed,
-after load (and, for main.py, after its background check of model.pkl). A ratio is the median
+after load (and, for main.py, after its background check of model.pkl). With each warm run,
+the worker's CPU time per request is read from /proc: the function's own cost, on top of the
+framework's, without the load generator's share of the machine. A ratio is the median
 of the rounds' ratios, each between figures taken seconds apart, so that drift falls on both
 sides alike. Prints a table (medians, and those ratios) with the targets, and writes every
 round's figures to bench/results/bench.json. BENCH_ROUNDS sets the load rounds (default 15),
@@ -93,7 +95,14 @@ def memory():
 
 
 def warm(server):
-    return {f"c{connections}": wrk(server.url, SINGLE, connections, SECONDS) for connections in (1, 8)}
+    """Requests/s and latency, and the worker's CPU time per request: what the function costs
+    on top of the framework, without the client's share of the machine."""
+    figures = {}
+    for connections in (1, 8):
+        cpu_before = server.worker_cpu_seconds()
+        figures[f"c{connections}"] = run = wrk(server.url, SINGLE, connections, SECONDS)
+        run["cpu_us_per_request"] = (server.worker_cpu_seconds() - cpu_before) / run["requests"] * 1e6
+    return figures
 
 
 def batch(server):
@@ -154,6 +163,8 @@ def main():
                          per_round(floor, c, "requests_per_s"), 0.90))
         lines.append(row(f"p50 latency, {connections} conn.", per_round(main_, c, "p50_ms"), per_round(floor, c, "p50_ms"), unit=" ms"))
         lines.append(row(f"p99 latency, {connections} conn.", per_round(main_, c, "p99_ms"), per_round(floor, c, "p99_ms"), unit=" ms"))
+        lines.append(row(f"worker CPU per request, {connections} conn. (no target)", per_round(main_, c, "cpu_us_per_request"),
+                         per_round(floor, c, "cpu_us_per_request"), unit=" us"))
     lines.append(row("cold start (to first answer)", cold["main"], cold["floor"], 1.10, False, " s"))
     lines.append(row("1000-row batches, rows/s (floor: parse+encode)", per_round(batch_figures["main"], "rows_per_s"),
                      per_round(batch_figures["parse_floor"], "rows_per_s"), 0.80))

@@ -90,6 +90,11 @@ class Server:
         """Resident memory of the gunicorn worker, the process that serves requests."""
         return proc_mib((self.workers() or [self.process.pid])[0], "status", "VmRSS")
 
+    def worker_cpu_seconds(self):
+        """CPU time (user + system) the gunicorn worker has used so far, all its threads."""
+        fields = Path(f"/proc/{self.workers()[0]}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def stop(self):
         self.process.terminate()
         try:
