@@ -156,12 +156,12 @@ class AffineSoftmax:
 
     def __init__(self, weights, bias):
         self.weights, self.bias = weights, bias  # (features, classes), (classes,)
-        self.weight_lists, self.bias_list = weights.tolist(), bias.tolist()
-        self.class_weights = weights.T.tolist()  # for row(): each class's weights, by feature
+        # For row(), in plain Python: each class's weights (by feature), and the bias.
+        self.class_weights, self.bias_list = weights.T.tolist(), bias.tolist()
 
     def as_json(self):
         """What train.py writes into model.json as `scorer`; JSON keeps every float exactly."""
-        return {"computes": "softmax(x @ weights + bias)", "weights": self.weight_lists, "bias": self.bias_list}
+        return {"computes": "softmax(x @ weights + bias)", "weights": self.weights.tolist(), "bias": self.bias.tolist()}
 
     @classmethod
     def from_metadata(cls, metadata, path):
