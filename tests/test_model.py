@@ -213,10 +213,16 @@ def test_malformed_scorer(bundle, metadata):
     assert refusal(bundle) == f"{bundle / 'model.json'}: scorer holds a number that is not finite"
 
 
-def test_scorer_that_differs_from_the_pickle(bundle, metadata):
+def nudge_scorer(bundle, metadata):
+    """One of model.json's scorer weights moved by 1e-6: enough to move probabilities by more
+    than 1e-9, so that the scorer no longer gives model.pkl's answers."""
     weights = [row[:] for row in metadata["scorer"]["weights"]]
-    weights[3][2] += 1e-6  # enough to move probabilities by more than 1e-9
+    weights[3][2] += 1e-6
     edit_metadata(bundle, scorer={**metadata["scorer"], "weights": weights})
+
+
+def test_scorer_that_differs_from_the_pickle(bundle, metadata):
+    nudge_scorer(bundle, metadata)
     assert check_refusal(bundle) == (
         f"{bundle / 'model.pkl'}: its answers differ from the scorer in model.json; write both again with train.py"
     )
@@ -251,9 +257,7 @@ def test_served_function_checks_its_model_in_the_background(server):
 def test_function_that_fails_its_check_stops_answering(bundle, metadata):
     for name in SERVED_FILES:
         shutil.copy(ROOT / name, bundle)
-    weights = [row[:] for row in metadata["scorer"]["weights"]]
-    weights[3][2] += 1e-6
-    edit_metadata(bundle, scorer={**metadata["scorer"], "weights": weights})
+    nudge_scorer(bundle, metadata)
     server = Server(bundle / "main.py").wait_ready()  # its GET starts the check
     try:
         [line] = server.log_lines(lambda line: line["message"].startswith("cannot serve"))
