@@ -118,6 +118,7 @@ def test_one_structured_log_line_per_request_without_the_body(client, capsys):
     assert float(first["httpRequest"]["latency"][:-1]) > 0
     assert second["severity"] == "WARNING"
     assert second["httpRequest"]["status"] == 400
+    assert second["rows"] == 0  # not the previous request's count
     assert "5.123456" not in lines[0] and "wide" not in lines[1]
 
 
