@@ -11,6 +11,7 @@ import math
 import operator
 
 import numpy as np
+import orjson
 
 # Far beyond any real measurement, and far enough from float overflow that the model's
 # arithmetic on any accepted row stays finite.
@@ -47,6 +48,19 @@ def read_json(request, max_bytes):
     request._cached_data = body
     if not body.strip():
         raise InputError("empty body; send a JSON object")
+    return parse_json(body)
+
+
+def parse_json(body):
+    """The body (bytes) parsed as JSON. orjson parses a request in a fraction of the json
+    module's time, and what it reads it reads as json does, but it refuses a little that json
+    reads: UTF-16 and UTF-32, numbers beyond a float's range (json reads 1e400 as infinity, which
+    the checks then refuse by field name), lone surrogates. So what orjson refuses, the json
+    module rules on: it reads those, and words the error for what is malformed."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return JSON_DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except InputError:

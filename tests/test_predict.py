@@ -53,6 +53,13 @@ def test_body_is_json_whatever_the_content_type(client, content_type):
     assert response.get_json()["predicted_class"] == 0
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_body_may_be_any_unicode_encoding_json_allows(client, encoding):
+    body = json.dumps(TUTORIAL_ROW).encode(encoding)  # orjson reads UTF-8 only: the json module reads these
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.get_data() == client.post("/", json=TUTORIAL_ROW).get_data()
+
+
 def test_integers_are_numbers_too(client):
     answer = client.post("/", json={"sepal_length": 7, "sepal_width": 3, "petal_length": 6, "petal_width": 2}).get_json()
     assert answer["class_name"] == "virginica"
