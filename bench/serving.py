@@ -17,10 +17,19 @@ RESULTS = ROOT / "bench" / "results"
 TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 
+PORTS_GIVEN = set()
+
+
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now, and never one given before: servers run side by side, and the kernel
+    may offer a port again once the server it was given to has not yet bound it."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in PORTS_GIVEN:
+            PORTS_GIVEN.add(port)
+            return port
 
 
 def post(url, body, timeout=5):
@@ -31,6 +40,10 @@ def post(url, body, timeout=5):
 
 # main.py's log line once its background check of model.pkl has passed.
 MAIN_CHECKED = '"message": "model checked'
+
+
+class PortTaken(Exception):
+    """gunicorn could not bind the port it was given: something else took it first."""
 
 
 class Server:
@@ -45,7 +58,18 @@ class Server:
         self.log_start = self.log.tell()  # the log is kept across runs: this run's lines start here
 
     def start(self, probe_body):
-        """Start, and return the seconds from process start to the first good answer."""
+        """Start, and return the seconds from process start to the first good answer. If
+        something else took the port before gunicorn could bind it, start again on another."""
+        for _ in range(3):
+            try:
+                return self.start_on_port(probe_body)
+            except PortTaken:
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}/"
+        raise RuntimeError(f"{self.source.name}: three ports in a row were taken; see {self.log.name}")
+
+    def start_on_port(self, probe_body):
+        log_start = os.path.getsize(self.log.name)
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [self.venv / "bin" / "functions-framework", "--target", "predict", "--source", self.source,
@@ -56,10 +80,14 @@ class Server:
         deadline = started + 60
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
+                if "Address already in use" in self.log_text(since=log_start):
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"{self.source.name} exited; see {self.log.name}")
             try:
                 status, _ = post(self.url, probe_body, timeout=2)
-                if status == 200:
+                # Only this server's own worker makes it an answer from this server: gunicorn
+                # starts its worker once it has bound the port.
+                if status == 200 and self.workers():
                     return time.perf_counter() - started
             except OSError:
                 time.sleep(0.002)
@@ -69,13 +97,17 @@ class Server:
         """Wait until the server has written a line holding `text` in this run."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
-            self.log.flush()
-            with open(self.log.name) as log:
-                log.seek(self.log_start)
-                if any(text in line for line in log):
-                    return
+            if text in self.log_text(since=self.log_start):
+                return
             time.sleep(0.1)
         raise RuntimeError(f"{self.source.name} wrote no line holding {text!r} within {timeout} s")
+
+    def log_text(self, since):
+        """What the server has written to its log from offset `since` on."""
+        self.log.flush()
+        with open(self.log.name) as log:
+            log.seek(since)
+            return log.read()
 
     def workers(self):
         """The pids of gunicorn's workers: the master's children."""
