@@ -53,10 +53,11 @@ def read_json(request, max_bytes):
 
 def parse_json(body):
     """The body (bytes) parsed as JSON. orjson parses a request in a fraction of the json
-    module's time, and what it reads it reads as json does, but it refuses a little that json
-    reads: UTF-16 and UTF-32, numbers beyond a float's range (json reads 1e400 as infinity, which
-    the checks then refuse by field name), lone surrogates. So what orjson refuses, the json
-    module rules on: it reads those, and words the error for what is malformed."""
+    module's time, and what it reads it reads as json does (but for an integer beyond 64 bits,
+    which it gives as the nearest float: what the checks make of any number anyway). It refuses
+    a little that json reads: UTF-16 and UTF-32, numbers beyond a float's range (json reads 1e400
+    as infinity, which the checks then refuse by field name), lone surrogates. So what orjson
+    refuses, the json module rules on: it reads those, and words the error for what is malformed."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
