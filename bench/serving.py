@@ -90,7 +90,8 @@ class Server:
                 if status == 200 and self.workers():
                     return time.perf_counter() - started
             except OSError:
-                time.sleep(0.002)
+                pass
+            time.sleep(0.002)
         raise RuntimeError(f"{self.source.name} did not answer within 60 s")
 
     def wait_for_line(self, text, timeout=60):
