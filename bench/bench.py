@@ -59,16 +59,22 @@ def cold_starts():
     return {source.stem: values for source, values in times.items()}
 
 
+def start_warm(server, body):
+    """Start the server and load it for 2 s; for main.py, wait out its background check of
+    model.pkl too, so that what is measured next is the function as it serves from then on."""
+    server.start(body)
+    wrk(server.url, body, 8, 2)
+    if server.source == MAIN:
+        server.wait_for_line(MAIN_CHECKED)
+
+
 def in_turns(sources, body, measure):
     """Every source served at once; ROUNDS rounds, each source measured in turn within a
     round by `measure(server)`. Returns every round's figures, by source."""
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(Server(source, VENVS[source])) for source in sources]
         for server in servers:
-            server.start(body)
-            wrk(server.url, body, 8, 2)  # warm-up
-            if server.source == MAIN:  # its background check of model.pkl, done before measuring
-                server.wait_for_line(MAIN_CHECKED)
+            start_warm(server, body)
         runs = {source.stem: [] for source in sources}
         for _ in range(ROUNDS):
             for source, server in zip(sources, servers):
@@ -83,11 +89,8 @@ def memory():
     for _ in range(MEMORY_TURNS):
         for source in (MAIN, FLOOR):
             with Server(source, VENVS[source]) as server:
-                server.start(SINGLE)
-                wrk(server.url, SINGLE, 8, 2)
-                if source == MAIN:
-                    server.wait_for_line(MAIN_CHECKED)
-                wrk(server.url, SINGLE, 8, 2)
+                start_warm(server, SINGLE)
+                wrk(server.url, SINGLE, 8, 2)  # load after the check, as the figures say
                 figures[source.stem].append(
                     {"instance_pss": server.instance_pss_mib(), "worker_rss": server.worker_rss_mib()}
                 )
