@@ -10,7 +10,9 @@ defaults) on 127.0.0.1, from a venv built from requirements.txt alone. Load come
 
 This machine's speed drifts by 10% and more over minutes, so figures are taken in rounds,
 each function in turn within a round: for load, all servers run side by side and take turns
-at short wrk runs; for cold starts and memory, each function is started alone, in turn.
+at short wrk runs (a turn starts once the last server has finished what wrk left in flight,
+and each round starts with the next function); for cold starts and memory, each function is
+started alone, in turn.
 Memory is the instance's: gunicorn's master and worker, their proportional set sizes summed,
 after load (and, for main.py, after its background check of model.pkl). With each warm run,
 the worker's CPU time per request is read from /proc: the function's own cost, on top of the
@@ -70,15 +72,19 @@ def start_warm(server, body):
 
 def in_turns(sources, body, measure):
     """Every source served at once; ROUNDS rounds, each source measured in turn within a
-    round by `measure(server)`. Returns every round's figures, by source."""
+    round by `measure(server)`. Returns every round's figures, by source. A turn starts once
+    the last one's server is idle, and each round starts with the next source, so that no
+    source always follows the same one."""
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(Server(source, VENVS[source])) for source in sources]
         for server in servers:
             start_warm(server, body)
         runs = {source.stem: [] for source in sources}
-        for _ in range(ROUNDS):
-            for source, server in zip(sources, servers):
-                runs[source.stem].append(measure(server))
+        for round_number in range(ROUNDS):
+            first = round_number % len(servers)
+            for server in servers[first:] + servers[:first]:
+                runs[server.source.stem].append(measure(server))
+                server.wait_idle()
     return runs
 
 

@@ -128,6 +128,19 @@ class Server:
         fields = Path(f"/proc/{self.workers()[0]}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
+    def wait_idle(self, quiet=0.05, timeout=5):
+        """Wait until the worker has used no CPU for `quiet` seconds. wrk stops with requests
+        still in flight, which the server finishes after it: the tutorial's 8 at once cost it
+        some 40 ms, which would run into whatever is measured next."""
+        deadline = time.perf_counter() + timeout
+        cpu, since = self.worker_cpu_seconds(), time.perf_counter()
+        while time.perf_counter() < deadline:
+            time.sleep(0.01)
+            if self.worker_cpu_seconds() != cpu:
+                cpu, since = self.worker_cpu_seconds(), time.perf_counter()
+            elif time.perf_counter() - since >= quiet:
+                return
+
     def stop(self):
         self.process.terminate()
         try:
