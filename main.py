@@ -25,6 +25,7 @@ from pathlib import Path
 
 import functions_framework
 import numpy as np
+import orjson
 
 from model_loader import ModelError, load_model
 from openapi import openapi_document
@@ -84,7 +85,7 @@ def describe(metadata):
 # GET's answers never change while the instance lives: built once, here.
 DESCRIPTION = json.dumps(describe(MODEL.metadata), indent=2)
 OPENAPI = json.dumps(openapi_document(MODEL.metadata, BIGQUERY_RETURNS, MAX_INSTANCES), indent=2)
-PAGE = (HERE / "page.html").read_text()
+PAGE = (HERE / "page.html").read_bytes()
 
 
 def score(rows, row_path):
@@ -112,45 +113,46 @@ def score_row(values):
     return probabilities
 
 
-# Answers are written from this template: for a 1000-row batch, that takes about a third less
-# time than building dicts for json.dumps. The text is exactly json.dumps's (tests compare
-# them): the names are escaped by json.dumps, and %r writes a float as json.dumps does.
-CLASS_NAMES_JSON = [json.dumps(name) for name in MODEL.class_names]
-ANSWER = '{"predicted_class": %d, "class_name": %s, "probabilities": {' + ", ".join(
-    name.replace("%", "%%") + ": %r" for name in CLASS_NAMES_JSON
-) + "}}"
-
-
 def best_class(probabilities):
     return probabilities.index(max(probabilities))
 
 
-def answer_json(probabilities):
+def answer(probabilities):
     """One row's answer: the class index (the original contract), its name, and every
     class's probability."""
     best = best_class(probabilities)
-    return ANSWER % (best, CLASS_NAMES_JSON[best], *probabilities)
+    return {
+        "predicted_class": best,
+        "class_name": MODEL.class_names[best],
+        "probabilities": dict(zip(MODEL.class_names, probabilities)),
+    }
 
 
 def reply(body, status=200, headers=JSON_HEADERS):
-    return json.dumps(body), status, headers
+    """(body, status, headers), the body as compact JSON ending in a newline, the form Flask's
+    jsonify writes. orjson writes it in a fifteenth of json.dumps's time. Like json.dumps,
+    it writes each float in the fewest digits that read back as that very float, though not
+    always in the same notation (6.2e-8 for 6.2e-08, 0.0000385 for 3.85e-05)."""
+    try:
+        text = orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:  # a lone surrogate, from a request's key quoted in an error
+        text = json.dumps(body, separators=(",", ":")) + "\n"
+    return text, status, headers
 
 
 def single(body):
-    probabilities = score_row(single_row(body, MODEL.features))
-    return answer_json(probabilities), 200, JSON_HEADERS
+    return reply(answer(score_row(single_row(body, MODEL.features))))
 
 
 def batch(body):
     rows = batch_rows(body, MODEL.features, MAX_INSTANCES)
-    predictions = map(answer_json, score(rows, lambda i: f"instances[{i}]"))
-    return '{"predictions": [' + ", ".join(predictions) + "]}", 200, JSON_HEADERS
+    return reply({"predictions": list(map(answer, score(rows, lambda i: f"instances[{i}]")))})
 
 
 BIGQUERY_REPLY = {
-    "json": answer_json,
-    "class_name": lambda probabilities: CLASS_NAMES_JSON[best_class(probabilities)],
-    "predicted_class": lambda probabilities: str(best_class(probabilities)),
+    "json": answer,
+    "class_name": lambda probabilities: MODEL.class_names[best_class(probabilities)],
+    "predicted_class": best_class,
 }
 
 
@@ -168,8 +170,7 @@ def bigquery(body):
     except ModelError:
         return reply({"errorMessage": MODEL_FAILED}, 503)
     found = map(BIGQUERY_REPLY[returning], found)
-    replies = (next(found) if is_scored else "null" for is_scored in scored)
-    return '{"replies": [' + ", ".join(replies) + "]}", 200, JSON_HEADERS
+    return reply({"replies": [next(found) if is_scored else None for is_scored in scored]})
 
 
 def cors_headers(origin):
@@ -244,9 +245,7 @@ def predict(request):
         # log line with the same reference holds the traceback.
         reference = secrets.token_hex(4)
         LOG.write({"severity": "ERROR", "message": f"internal error {reference}: {traceback.format_exc()}"}, now=True)
-        body, status, headers = json.dumps(
-            {"error": f"internal error (reference {reference})", "field": None}
-        ), 500, JSON_HEADERS
+        body, status, headers = reply({"error": f"internal error (reference {reference})", "field": None}, 500)
     log_request(request, status, started, body)
     return body, status, {**headers, **cors_headers(request.environ.get("HTTP_ORIGIN"))}
 

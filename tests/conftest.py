@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import functions_framework
+import orjson
 import pytest
 import requests
 from sklearn.datasets import load_iris
@@ -19,6 +20,12 @@ FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 ARCHIVE_FILES = re.search(r"^ARCHIVE_FILES := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
 SERVED_FILES = [name for name in ARCHIVE_FILES if name not in ("model.pkl", "model.json", "requirements.txt")]
 TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+def is_compact_json(text):
+    """Whether the text is JSON as the function writes it: no spaces between items, keys in
+    the order written, and a newline at the end (what orjson writes of what json reads in it)."""
+    return text == orjson.dumps(json.loads(text)).decode() + "\n"
 
 
 @pytest.fixture(scope="session")

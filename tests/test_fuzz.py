@@ -114,6 +114,19 @@ def test_bodies_are_read_as_the_json_module_reads_them(body):
     assert same_json(parse_json(body), expected)
 
 
+@FUZZ
+@given(value=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**64 - 1))
+def test_answers_numbers_read_back_as_the_very_same_numbers(value):
+    """orjson writes an answer's numbers; the json module (and so any caller) reads back the
+    same float, bit for bit, and the same integer."""
+    import main
+
+    text, status, headers = main.reply({"value": value})
+    back = json.loads(text)["value"]
+    assert type(back) is type(value) and back == value
+    assert math.copysign(1, back) == math.copysign(1, value)  # -0.0 stays -0.0
+
+
 def test_orjson_reads_a_request_without_the_json_module(monkeypatch):
     import validation
 
