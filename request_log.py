@@ -4,6 +4,10 @@ A write to stdout per request blocks that request, and under load makes it queue
 GIL behind the other threads: it cost up to a sixth of the function's throughput. So
 lines are queued, and a background thread writes what has queued every FLUSH_SECONDS.
 Errors are written at once, and whatever is queued when the process exits.
+
+A request queues only its line's fields, and the writer makes the lines. Made in its request,
+among the framework's own work, a line took some 14 us of a served request's time (its code
+and data long gone from the CPU's caches); made a few hundred in a row, about 1.5 us each.
 """
 
 import atexit
@@ -47,10 +51,11 @@ class RequestLog:
         self.write_line(json.dumps(entry), now)
 
     def write_request(self, *fields):
-        """Log one request: request_line's fields."""
-        self.write_line(request_line(*fields))
+        """Log one request: request_line's fields, made into its line when it is written."""
+        self.write_line(fields)
 
     def write_line(self, line, now=False):
+        """Queue a line, or a request's fields (a tuple) for its line."""
         self.pending.append(line)
         # The writer thread starts in the process that serves: gunicorn forks its worker after
         # main.py is imported, and threads don't survive a fork.
@@ -71,7 +76,8 @@ class RequestLog:
         with self.flush_lock:
             lines = []
             while self.pending:
-                lines.append(self.pending.popleft())
+                line = self.pending.popleft()
+                lines.append(line if type(line) is str else request_line(*line))
             if lines:
                 sys.stdout.write("\n".join(lines) + "\n")
                 sys.stdout.flush()

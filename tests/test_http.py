@@ -1,6 +1,7 @@
 """HTTP behaviour: methods, CORS, limits, internal failures and the request log."""
 
 import json
+import os
 
 import pytest
 import requests
@@ -8,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import TUTORIAL_ROW
-from request_log import request_line
+from request_log import RequestLog, request_line
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
@@ -175,3 +176,18 @@ def test_request_log_line_is_exactly_json_dumps_of_its_entry(
     }
     line = request_line(method, path, status, seconds, request_size, response_size, user_agent, rows)
     assert line == json.dumps(entry)
+
+
+def test_log_lines_are_written_in_the_order_logged(capsys):
+    # Requests queue their fields and the writer makes their lines; other entries queue lines.
+    log = RequestLog()
+    log.writer_pid = os.getpid()  # no writer thread: this test flushes
+    log.write_request("POST", "/", 200, 0.001, "82", 157, "first", 1)
+    log.write({"severity": "INFO", "message": "between"})
+    log.write_request("GET", "/", 200, 0.002, "0", 10, "third", 0)
+    log.write({"severity": "ERROR", "message": "at once"}, now=True)  # writes all before it too
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line.get("httpRequest", {}).get("userAgent") or line["message"] for line in lines] == [
+        "first", "between", "third", "at once",
+    ]
+    assert lines[0] == json.loads(request_line("POST", "/", 200, 0.001, "82", 157, "first", 1))
