@@ -136,8 +136,9 @@ class Server:
         cpu, since = self.worker_cpu_seconds(), time.perf_counter()
         while time.perf_counter() < deadline:
             time.sleep(0.01)
-            if self.worker_cpu_seconds() != cpu:
-                cpu, since = self.worker_cpu_seconds(), time.perf_counter()
+            now = self.worker_cpu_seconds()
+            if now != cpu:
+                cpu, since = now, time.perf_counter()
             elif time.perf_counter() - since >= quiet:
                 return
 
