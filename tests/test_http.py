@@ -191,3 +191,20 @@ def test_log_lines_are_written_in_the_order_logged(capsys):
         "first", "between", "third", "at once",
     ]
     assert lines[0] == json.loads(request_line("POST", "/", 200, 0.001, "82", 157, "first", 1))
+
+
+@pytest.mark.parametrize("request_args", [
+    {"method": "GET", "headers": {"Accept": "text/html"}},  # the page holds non-ASCII text
+    {"method": "GET"},
+    {"method": "POST", "json": TUTORIAL_ROW},
+    {"method": "POST", "json": {**TUTORIAL_ROW, "blüte ✿": 1}},  # an error quoting a non-ASCII key
+])
+def test_logged_response_size_is_the_bytes_sent(client, capsys, request_args):
+    import main
+
+    main.LOG.flush()
+    capsys.readouterr()
+    response = client.open("/", **request_args)
+    main.LOG.flush()
+    [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert line["httpRequest"]["responseSize"] == str(len(response.get_data()))
