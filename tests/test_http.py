@@ -76,38 +76,46 @@ def test_body_over_the_limit_is_413(client, monkeypatch):
     assert client.post("/", json=TUTORIAL_ROW).status_code == 200
 
 
-def test_unexpected_failure_is_a_500_with_a_reference_in_the_log(client, monkeypatch, capsys):
+@pytest.fixture
+def written_log_lines(capsys):
+    """A function that returns the log lines written since the test began, or since its last
+    call (what is queued is written first)."""
+    import main
+
+    main.LOG.flush()
+    capsys.readouterr()
+
+    def written():
+        main.LOG.flush()
+        return capsys.readouterr().out.splitlines()
+
+    return written
+
+
+def test_unexpected_failure_is_a_500_with_a_reference_in_the_log(client, monkeypatch, written_log_lines):
     import main
 
     def broken(rows):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(main.MODEL, "predict_proba_row", broken)
-    main.LOG.flush()
-    capsys.readouterr()
     response = client.post("/", json=TUTORIAL_ROW)
-    main.LOG.flush()
     assert response.status_code == 500
     body = response.get_json()
     assert "disk on fire" not in json.dumps(body)
     reference = body["error"].removeprefix("internal error (reference ").removesuffix(")")
     assert len(reference) == 8
-    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    entries = [json.loads(line) for line in written_log_lines()]
     [failure] = [entry for entry in entries if entry["message"].startswith("internal error")]
     assert failure["severity"] == "ERROR"
     assert reference in failure["message"]
     assert "Traceback" in failure["message"] and "disk on fire" in failure["message"]
 
 
-def test_one_structured_log_line_per_request_without_the_body(client, capsys):
-    import main
-
-    main.LOG.flush()
-    capsys.readouterr()
+def test_one_structured_log_line_per_request_without_the_body(client, written_log_lines):
     client.post("/", json={"instances": [[5.123456, 3.5, 1.4, 0.2]] * 3}, headers={"User-Agent": "tests"})
     client.post("/", json={**TUTORIAL_ROW, "petal_width": "wide"})
-    main.LOG.flush()
-    lines = capsys.readouterr().out.splitlines()
+    lines = written_log_lines()
     assert len(lines) == 2
     first, second = map(json.loads, lines)
     assert first["severity"] == "INFO"
@@ -199,12 +207,7 @@ def test_log_lines_are_written_in_the_order_logged(capsys):
     {"method": "POST", "json": TUTORIAL_ROW},
     {"method": "POST", "json": {**TUTORIAL_ROW, "blüte ✿": 1}},  # an error quoting a non-ASCII key
 ])
-def test_logged_response_size_is_the_bytes_sent(client, capsys, request_args):
-    import main
-
-    main.LOG.flush()
-    capsys.readouterr()
+def test_logged_response_size_is_the_bytes_sent(client, written_log_lines, request_args):
     response = client.open("/", **request_args)
-    main.LOG.flush()
-    [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [line] = [json.loads(line) for line in written_log_lines()]
     assert line["httpRequest"]["responseSize"] == str(len(response.get_data()))
