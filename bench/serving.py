@@ -1,118 +1,66 @@
-"""Start functions-framework the way production does, load it with wrk, read its memory."""
+"""A served function under measurement: its first answer, its memory and CPU from /proc, and load from wrk."""
 
 import json
 import os
 import re
-import socket
 import subprocess
+import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from localserver import TUTORIAL_ROW, LocalServer, call  # noqa: E402 (after the path it is found on)
+
 SERVE_VENV = ROOT / ".venv-serve"  # requirements.txt alone, as Cloud Functions builds it
 DEV_VENV = ROOT / ".venv"
 RESULTS = ROOT / "bench" / "results"
-TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-
-
-PORTS_GIVEN = set()
-
-
-def free_port():
-    """A port free now, and never one given before: servers run side by side, and the kernel
-    may offer a port again once the server it was given to has not yet bound it."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in PORTS_GIVEN:
-            PORTS_GIVEN.add(port)
-            return port
-
-
-def post(url, body, timeout=5):
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status, response.read()
-
-
+SINGLE = json.dumps(TUTORIAL_ROW).encode()
 # main.py's log line once its background check of model.pkl has passed.
-MAIN_CHECKED = '"message": "model checked'
+MAIN_CHECKED = "model checked: "
 
 
 class PortTaken(Exception):
     """gunicorn could not bind the port it was given: something else took it first."""
 
 
-class Server:
-    """functions-framework without --debug: gunicorn with its defaults, on 127.0.0.1."""
+class BenchServer(LocalServer):
+    """functions-framework from `venv`, without --debug (gunicorn, its defaults), on 127.0.0.1,
+    its output appended to bench/results/server-<name>.log."""
 
-    def __init__(self, source, venv=SERVE_VENV, env=None):
-        self.source, self.venv, self.env = Path(source), Path(venv), env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+    def __init__(self, source, venv=SERVE_VENV, env=None, preexec_fn=None):
         RESULTS.mkdir(parents=True, exist_ok=True)
-        self.log = open(RESULTS / f"server-{self.source.stem}.log", "a")
-        self.log_start = self.log.tell()  # the log is kept across runs: this run's lines start here
+        source = Path(source)
+        super().__init__(source, Path(venv) / "bin" / "functions-framework", env=env,
+                         log_path=RESULTS / f"server-{source.stem}.log", preexec_fn=preexec_fn)
 
-    def start(self, probe_body):
-        """Start, and return the seconds from process start to the first good answer. If
-        something else took the port before gunicorn could bind it, start again on another."""
-        for _ in range(3):
-            try:
-                return self.start_on_port(probe_body)
-            except PortTaken:
-                self.port = free_port()
-                self.url = f"http://127.0.0.1:{self.port}/"
-        raise RuntimeError(f"{self.source.name}: three ports in a row were taken; see {self.log.name}")
-
-    def start_on_port(self, probe_body):
-        log_start = os.path.getsize(self.log.name)
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [self.venv / "bin" / "functions-framework", "--target", "predict", "--source", self.source,
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.source.parent, stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, **(self.env or {})},
-        )
-        deadline = started + 60
+    def first_answer(self, probe_body, timeout=60):
+        """Seconds from the process's start to its first good answer to `probe_body`."""
+        deadline = self.started + timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
-                if "Address already in use" in self.log_text(since=log_start):
+                if "Address already in use" in self.output():
                     raise PortTaken(self.port)
-                raise RuntimeError(f"{self.source.name} exited; see {self.log.name}")
+                raise RuntimeError(f"{self.source.name} exited; see {self.log_path}")
             try:
-                status, _ = post(self.url, probe_body, timeout=2)
+                status, _, _ = call(self.url, probe_body, timeout=5)
                 # Only this server's own worker makes it an answer from this server: gunicorn
                 # starts its worker once it has bound the port.
                 if status == 200 and self.workers():
-                    return time.perf_counter() - started
+                    return time.perf_counter() - self.started
             except OSError:
                 pass
             time.sleep(0.002)
-        raise RuntimeError(f"{self.source.name} did not answer within 60 s")
+        raise RuntimeError(f"{self.source.name} did not answer within {timeout} s")
 
     def wait_for_line(self, text, timeout=60):
         """Wait until the server has written a line holding `text` in this run."""
         deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if text in self.log_text(since=self.log_start):
-                return
+        while text not in self.output():
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{self.source.name} wrote no line holding {text!r} within {timeout} s")
             time.sleep(0.1)
-        raise RuntimeError(f"{self.source.name} wrote no line holding {text!r} within {timeout} s")
-
-    def log_text(self, since):
-        """What the server has written to its log from offset `since` on."""
-        self.log.flush()
-        with open(self.log.name) as log:
-            log.seek(since)
-            return log.read()
-
-    def workers(self):
-        """The pids of gunicorn's workers: the master's children."""
-        return Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
 
     def instance_pss_mib(self):
         """Memory of the whole instance: gunicorn's master and its worker, each page shared
@@ -142,21 +90,20 @@ class Server:
             elif time.perf_counter() - since >= quiet:
                 return
 
-    def stop(self):
-        self.process.terminate()
+
+def start(source, probe_body=SINGLE, venv=SERVE_VENV, env=None, preexec_fn=None):
+    """A BenchServer that has answered `probe_body`, and the seconds that took from its start.
+    If something else took its port before gunicorn could bind it, it starts again on another."""
+    for _ in range(3):
+        server = BenchServer(source, venv, env, preexec_fn)
         try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if hasattr(self, "process"):
-            self.stop()
+            return server, server.first_answer(probe_body)
+        except PortTaken:
+            server.stop()
+        except BaseException:
+            server.stop()
+            raise
+    raise RuntimeError(f"{Path(source).name}: three ports in a row were taken; see {server.log_path}")
 
 
 def proc_mib(pid, file, field):

@@ -9,16 +9,15 @@ import os
 import sys
 import time
 
-from serving import MAIN_CHECKED, RESULTS, ROOT, TUTORIAL_ROW, Server, wrk
+from serving import MAIN_CHECKED, RESULTS, ROOT, SINGLE as BODY, start, wrk
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", 60))
 CONNECTIONS = 16
-BODY = json.dumps(TUTORIAL_ROW).encode()
 
 
 def main():
-    with Server(ROOT / "main.py") as server:
-        server.start(BODY)
+    server, _ = start(ROOT / "main.py", BODY)
+    with server:
         wrk(server.url, BODY, CONNECTIONS, 5)  # warm-up: caches, arenas, threads
         server.wait_for_line(MAIN_CHECKED)  # model.pkl unpickled in the background
         before = server.worker_rss_mib()

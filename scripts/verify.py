@@ -9,17 +9,15 @@ Prints each step and PASS, or what failed (exit 1).
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
-TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+from localserver import TUTORIAL_ROW, LocalServer, call
+
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
 
 
@@ -31,16 +29,6 @@ def step(message):
     print(f"-- {message}", flush=True)
 
 
-def call(url, body=None, method=None, headers=None):
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
 def expect(condition, what):
     if not condition:
         raise Failed(what)
@@ -48,7 +36,7 @@ def expect(condition, what):
 
 
 def check_answers(url, metadata):
-    status, headers, body = call(url, TUTORIAL_ROW, headers={"Content-Type": "application/json"})
+    status, headers, body = call(url, TUTORIAL_ROW)
     answer = json.loads(body)
     expect(status == 200 and headers["Content-Type"] == "application/json", "the tutorial's call: 200 JSON")
     expect(answer["predicted_class"] == 0 and answer["class_name"] == "setosa", "... predicted_class 0, setosa")
@@ -58,16 +46,16 @@ def check_answers(url, metadata):
     status, _, body = call(url, json.dumps(dict(zip(metadata["features"], VIRGINICA))).encode())
     expect(status == 200 and json.loads(body)["class_name"] == "virginica", "curl -d style body: virginica")
 
-    status, _, body = call(url, {"instances": [TUTORIAL_ROW, VIRGINICA]}, headers={"Content-Type": "application/json"})
+    status, _, body = call(url, {"instances": [TUTORIAL_ROW, VIRGINICA]})
     predictions = json.loads(body)["predictions"]
     expect(status == 200 and [p["class_name"] for p in predictions] == ["setosa", "virginica"], "batch: 2 predictions")
 
     bigquery = {"requestId": "1", "caller": "//bigquery", "sessionUser": "someone@example.com",
                 "userDefinedContext": {"return": "class_name"}, "calls": [list(TUTORIAL_ROW.values()), VIRGINICA, [None] * 4]}
-    status, _, body = call(url, bigquery, headers={"Content-Type": "application/json"})
+    status, _, body = call(url, bigquery)
     expect(status == 200 and json.loads(body) == {"replies": ["setosa", "virginica", None]}, "BigQuery: replies")
 
-    status, _, body = call(url, {**TUTORIAL_ROW, "petal_width": "wide"}, headers={"Content-Type": "application/json"})
+    status, _, body = call(url, {**TUTORIAL_ROW, "petal_width": "wide"})
     expect(status == 400 and json.loads(body)["field"] == "petal_width", "bad input: 400 naming the field")
 
     status, _, body = call(url)
@@ -77,12 +65,6 @@ def check_answers(url, metadata):
     expect(status == 200 and json.loads(body)["openapi"] == "3.1.0", "GET /openapi.json")
     status, headers, body = call(url, headers={"Accept": "text/html"})
     expect(status == 200 and b"<form" in body, "a browser gets the try-it page")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def verify(archive, base_python):
@@ -110,32 +92,16 @@ def verify(archive, base_python):
         check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
         expect(check.returncode == 0, "pip check: every installed package has what it requires")
 
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/"
-        step(f"functions-framework --target predict, from {source}, on {url}")
-        log = open(work / "server.log", "w+")
-        server = subprocess.Popen([env / "bin" / "functions-framework", "--target", "predict", "--host", "127.0.0.1",
-                                   "--port", str(port)], cwd=source, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            started = time.monotonic()
-            while True:
-                if server.poll() is not None:
-                    log.seek(0)
-                    raise Failed(f"the function did not start:\n{log.read()[-3000:]}")
-                try:
-                    call(url)
-                    break
-                except OSError:
-                    if time.monotonic() - started > 60:
-                        raise Failed("the function did not answer within 60 s") from None
-                    time.sleep(0.1)
-            print(f"   answering {time.monotonic() - started:.1f} s after start")
+        step(f"functions-framework --target predict, from {source}")
+        started = time.monotonic()
+        with LocalServer(source / "main.py", env / "bin" / "functions-framework") as server:
+            try:
+                server.wait_ready()
+            except RuntimeError as failure:
+                raise Failed(f"the function did not start: {failure}") from None
+            print(f"   answering on {server.url} {time.monotonic() - started:.1f} s after start")
             step("the README's calls")
-            check_answers(url, metadata)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-            log.close()
+            check_answers(server.url, metadata)
         step("stopped the server; removing the folder and the environment")
 
 
