@@ -9,52 +9,51 @@ GET /openapi.json                -> the API as OpenAPI 3.1
 OPTIONS                          -> CORS preflight
 
 Entry point: `predict`. Run it locally with `functions-framework --target predict`.
-Read top to bottom: configuration, the model loaded once, the answers, then `predict`.
+Read top to bottom: configuration, the model loaded once, reading a request, the answers, `predict`.
 """
 
 import gc
-import json
-import math
 import os
 import secrets
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
+from typing import NamedTuple
 
 import functions_framework
-import numpy as np
 import orjson
 
+from formats import BIGQUERY_RETURNS, request_format
 from model_loader import ModelError, load_model
-from openapi import openapi_document
-from request_log import RequestLog
-from validation import InputError, batch_rows, bigquery_return, bigquery_rows, read_json, single_row
+from openapi import description, openapi_document
+from validation import InputError, parse_json
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 1024 * 1024))
 MAX_INSTANCES = int(os.environ.get("MAX_INSTANCES", 10_000))
 ALLOWED_ORIGINS = [origin.strip() for origin in os.environ.get("ALLOWED_ORIGINS", "*").split(",") if origin.strip()]
 
-# The model is loaded once per instance, when Cloud Functions imports this file, and
-# reused by every request. Loading takes milliseconds: it reads model.json's scorer (the
-# numbers the function answers with) and checks model.pkl's checksum. A model that can't be
-# trusted stops the instance here, with one line saying why. Importing scikit-learn to
-# unpickle model.pkl and check the scorer against it takes a second or more, so each process
-# does that in the background, from its first request on (see `predict`).
+# The model is loaded once per instance, when Cloud Functions imports this file, and reused by
+# every request. Loading takes milliseconds: it reads model.json's scorer (the numbers the
+# function answers with) and checks model.pkl's checksum. A model that can't be trusted stops
+# the instance here, with one line saying why. Importing scikit-learn to unpickle model.pkl and
+# check the scorer against it takes a second or more, so each process does that in the
+# background, from its first request on (see `predict`).
 try:
     MODEL = load_model(HERE, expected_sha256=os.environ.get("MODEL_SHA256"))
 except ModelError as err:
     sys.exit(f"cannot serve: {err}")
 
-LOG = RequestLog()
-# How many rows this request predicted, for its log line. gunicorn serves each request in one
-# thread, so a thread-local keeps it per request, as flask.g would at a twentieth of g's cost.
-THIS_REQUEST = threading.local()
 MODEL_FAILED = "the model failed its check when this instance started"  # a 503's error
-JSON_HEADERS = {"Content-Type": "application/json"}
-BIGQUERY_RETURNS = ("class_name", "predicted_class", "json")  # the first is the default
+
+
+# GET's answers never change while the instance lives: built once, here.
+LIMITS = {"max_body_bytes": MAX_BODY_BYTES, "max_instances": MAX_INSTANCES}
+DESCRIPTION = orjson.dumps(description(MODEL.metadata, LIMITS), option=orjson.OPT_INDENT_2)
+OPENAPI = orjson.dumps(openapi_document(MODEL.metadata, BIGQUERY_RETURNS, MAX_INSTANCES), option=orjson.OPT_INDENT_2)
+PAGE = (HERE / "page.html").read_bytes()
+JSON_TYPE = {"Content-Type": "application/json"}
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -64,113 +63,87 @@ PREFLIGHT_HEADERS = {
 }
 
 
-def describe(metadata):
-    """GET's answer: the model, and an example of each request it takes."""
-    example = metadata["example"]
-    as_list = [example[name] for name in metadata["features"]]
-    return {
-        "model": {key: metadata.get(key) for key in (
-            "features", "training_columns", "class_names", "pipeline", "training_accuracy",
-            "cv_accuracy", "versions", "model_sha256", "trained_at", "data",
-        )},
-        "requests": {
-            "single": example,
-            "batch": {"instances": [example, as_list]},
-            "bigquery": {"calls": [as_list], "userDefinedContext": {"return": "class_name"}},
-        },
-        "limits": {"max_body_bytes": MAX_BODY_BYTES, "max_instances": MAX_INSTANCES},
-    }
+class Answer(NamedTuple):
+    body: bytes
+    status: int = 200
+    headers: dict = JSON_TYPE
+    rows: int = 0  # how many rows were predicted, for the log line
 
 
-# GET's answers never change while the instance lives: built once, here.
-DESCRIPTION = json.dumps(describe(MODEL.metadata), indent=2)
-OPENAPI = json.dumps(openapi_document(MODEL.metadata, BIGQUERY_RETURNS, MAX_INSTANCES), indent=2)
-PAGE = (HERE / "page.html").read_bytes()
+def json_answer(body, status=200, headers=JSON_TYPE, rows=0):
+    """The body as compact JSON ending in a newline, the form Flask's jsonify writes, with the
+    keys in the order they were built. orjson, the one JSON writer here (answers and log lines),
+    writes a batch's answer in a twentieth of json.dumps's time (bench/README.md)."""
+    return Answer(orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE), status, headers, rows)
 
 
-def score(rows, row_path):
-    """Class probabilities for the rows (an array), as lists; `row_path(i)` names row i in an error."""
-    THIS_REQUEST.rows_predicted = len(rows)
+def error_answer(err):
+    return json_answer({"error": err.message, "field": err.field}, err.status)
+
+
+class BodyNotRead(InputError):
+    """The request's body was refused before it was read in full."""
+
+
+def read_body(request):
+    """The request's body, read through Flask's own limit: never more than MAX_BODY_BYTES of it
+    is held, whatever the method, and with or without a Content-Length."""
+    declared = request.headers.get("Content-Length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):  # werkzeug would read it as 0
+            raise BodyNotRead("Content-Length is not a number")
+        if int(declared) > MAX_BODY_BYTES:
+            raise BodyNotRead(f"body is {declared} bytes; the limit is {MAX_BODY_BYTES}", status=413)
+    # A body without a Content-Length (chunked) is cut at max_content_length, so one byte over
+    # the limit shows that there was more.
+    request.max_content_length = MAX_BODY_BYTES + 1
     try:
-        probabilities = MODEL.predict_proba(rows)
-    except ValueError:  # a pipeline's own input check, if values overflow once scaled
-        probabilities = np.full((len(rows), len(MODEL.class_names)), np.nan)
-    if not np.isfinite(probabilities).all():  # a safeguard: accepted values are bounded
-        first = int((~np.isfinite(probabilities).all(axis=1)).argmax())
-        raise InputError("values too large for the model to score", row_path(first))
-    return probabilities.tolist()
+        data = request.get_data()
+    except Exception:  # the server's own reader refused it: a malformed chunk, or an early end
+        raise BodyNotRead("the body could not be read: malformed chunked encoding, or it ended early") from None
+    if len(data) > MAX_BODY_BYTES:
+        raise BodyNotRead(f"body is over the limit of {MAX_BODY_BYTES} bytes", status=413)
+    return data
 
 
-def score_row(values):
-    """score() for a single row (a list), without numpy's cost per call."""
-    THIS_REQUEST.rows_predicted = 1
+def post(data):
+    """POST: rows to predict, in one of the formats in formats.py; the answer in the same format."""
     try:
-        probabilities = MODEL.predict_proba_row(values)
-    except ValueError:  # as in score()
-        probabilities = [math.nan]
-    if not all(map(math.isfinite, probabilities)):
-        raise InputError("values too large for the model to score")
-    return probabilities
-
-
-def best_class(probabilities):
-    return probabilities.index(max(probabilities))
-
-
-def answer(probabilities):
-    """One row's answer: the class index (the original contract), its name, and every
-    class's probability."""
-    best = best_class(probabilities)
-    return {
-        "predicted_class": best,
-        "class_name": MODEL.class_names[best],
-        "probabilities": dict(zip(MODEL.class_names, probabilities)),
-    }
-
-
-def reply(body, status=200, headers=JSON_HEADERS):
-    """(body, status, headers), the body as compact JSON ending in a newline, the form Flask's
-    jsonify writes. orjson writes it in a fifteenth of json.dumps's time. Like json.dumps,
-    it writes each float in the fewest digits that read back as that very float, though not
-    always in the same notation (6.2e-8 for 6.2e-08, 0.0000385 for 3.85e-05)."""
-    try:
-        text = orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE)
-    except orjson.JSONEncodeError:  # a lone surrogate, from a request's key quoted in an error
-        text = json.dumps(body, separators=(",", ":")) + "\n"
-    return text, status, headers
-
-
-def single(body):
-    return reply(answer(score_row(single_row(body, MODEL.features))))
-
-
-def batch(body):
-    rows = batch_rows(body, MODEL.features, MAX_INSTANCES)
-    return reply({"predictions": list(map(answer, score(rows, lambda i: f"instances[{i}]")))})
-
-
-BIGQUERY_REPLY = {
-    "json": answer,
-    "class_name": lambda probabilities: MODEL.class_names[best_class(probabilities)],
-    "predicted_class": best_class,
-}
-
-
-def bigquery(body):
-    """A BigQuery remote function call: one reply per call, in order. BigQuery retries
-    5xx answers, so bad input must be a 4xx; its error key is `errorMessage`."""
-    try:
-        returning = bigquery_return(body, BIGQUERY_RETURNS)
-        rows, scored = bigquery_rows(body, MODEL.features, MAX_INSTANCES)
-        scored_indexes = [i for i, is_scored in enumerate(scored) if is_scored]
-        found = score(rows, lambda i: f"calls[{scored_indexes[i]}]") if len(rows) else []
+        body = parse_json(data)
     except InputError as err:
-        where = f"{err.field}: " if err.field else ""
-        return reply({"errorMessage": (where + err.message)[:1000]}, err.status)
-    except ModelError:
-        return reply({"errorMessage": MODEL_FAILED}, 503)
-    found = map(BIGQUERY_REPLY[returning], found)
-    return reply({"replies": [next(found) if is_scored else None for is_scored in scored]})
+        return error_answer(err)
+    answers = request_format(body)
+    try:
+        request = answers(body, MODEL, MAX_INSTANCES)  # checks every row
+        probabilities = MODEL.predict_proba(request.rows).tolist()
+    except InputError as err:
+        return json_answer(answers.error(err.message, err.field), err.status)
+    except ModelError:  # model.pkl failed the background check: see report_model_check
+        return json_answer(answers.error(MODEL_FAILED), 503)
+    return json_answer(request.answer(probabilities), rows=len(request.rows))
+
+
+def wants_html(request):
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def respond(request):
+    """Route by method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
+    data = read_body(request)  # whatever the method: only POST uses it
+    if request.method == "POST":
+        return post(data)
+    if request.method in ("GET", "HEAD"):
+        if request.path.rstrip("/").endswith("/openapi.json") or "openapi" in request.args:
+            return Answer(OPENAPI)
+        if wants_html(request):
+            return Answer(PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
+        return Answer(DESCRIPTION)
+    if request.method == "OPTIONS":
+        return Answer(b"", 204, PREFLIGHT_HEADERS)
+    return json_answer(
+        {"error": f"method {request.method} is not allowed; POST predicts, GET describes the model", "field": None},
+        405, {**JSON_TYPE, "Allow": ALLOWED_METHODS},
+    )
 
 
 def cors_headers(origin):
@@ -183,74 +156,69 @@ def cors_headers(origin):
     return {"Vary": "Origin"}  # no allow header: the browser withholds the answer
 
 
-def wants_html(request):
-    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+def log(entry):
+    """One JSON line on standard output, the form Cloud Logging reads; written in one call, so
+    that lines from requests served at once never mix. Its message may quote a traceback or a file
+    name, which can hold text no UTF-8 can (the rest is the request's method, path, headers and
+    numbers, as werkzeug decodes them: always UTF-8)."""
+    entry["message"] = entry["message"].encode("utf-8", "backslashreplace").decode("utf-8")
+    sys.stdout.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE).decode())
+    sys.stdout.flush()
 
 
-def handle(request):
-    """Route by method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
-    if request.method == "POST":
-        try:
-            body = read_json(request, MAX_BODY_BYTES)
-            if isinstance(body, dict) and "calls" in body:
-                return bigquery(body)
-            if isinstance(body, dict) and "instances" in body:
-                return batch(body)
-            return single(body)
-        except InputError as err:
-            return reply({"error": err.message, "field": err.field}, err.status)
-        except ModelError:  # model.pkl failed the background check: see report_model_check
-            return reply({"error": MODEL_FAILED, "field": None}, 503)
-    if request.method in ("GET", "HEAD"):
-        if request.path.rstrip("/").endswith("/openapi.json") or "openapi" in request.args:
-            return OPENAPI, 200, JSON_HEADERS
-        if wants_html(request):
-            return PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
-        return DESCRIPTION, 200, JSON_HEADERS
-    if request.method == "OPTIONS":
-        return "", 204, PREFLIGHT_HEADERS
-    return reply(
-        {"error": f"method {request.method} is not allowed; POST predicts, GET describes the model", "field": None},
-        405, {**JSON_HEADERS, "Allow": ALLOWED_METHODS},
-    )
-
-
-def log_request(request, status, started, body):
-    """One JSON line per request, in the form Cloud Logging reads. Never the request body.
-    (Headers are read from the WSGI environ: werkzeug's parsed views cost more than the model.)"""
-    environ = request.environ
-    LOG.write_request(
-        environ["REQUEST_METHOD"], request.path, status, time.perf_counter() - started,
-        environ.get("CONTENT_LENGTH") or "0", len(body), environ.get("HTTP_USER_AGENT", ""),
-        THIS_REQUEST.rows_predicted,
-    )
+def log_request(request, answer, started):
+    """A request's log line. Never the body."""
+    status = answer.status
+    log({
+        "severity": "INFO" if status < 400 else "WARNING" if status < 500 else "ERROR",
+        "message": f"{request.method} {request.path} {status}",
+        "httpRequest": {
+            "requestMethod": request.method,
+            "requestUrl": request.path,
+            "status": status,
+            "latency": f"{time.perf_counter() - started:.6f}s",
+            "requestSize": request.headers.get("Content-Length", "0"),
+            "responseSize": str(len(answer.body)),
+            "userAgent": request.headers.get("User-Agent", ""),
+        },
+        "rows": answer.rows,
+    })
 
 
 def report_model_check(failure):
     if failure is None:
-        LOG.write({"severity": "INFO", "message": f"model checked: {MODEL.pickle_path.name} gives the scorer's answers"})
+        log({"severity": "INFO", "message": f"model checked: {MODEL.pickle_path.name} gives the scorer's answers"})
     else:
-        LOG.write({"severity": "ERROR", "message": f"cannot serve: {failure}"}, now=True)
+        log({"severity": "ERROR", "message": f"cannot serve: {failure}"})
 
 
 @functions_framework.http
 def predict(request):
     started = time.perf_counter()
-    THIS_REQUEST.rows_predicted = 0
+    headers = {}
     try:
         MODEL.check_in_background(report_model_check)
-        body, status, headers = handle(request)
+        answer = respond(request)
+        body = answer.body
+    except BodyNotRead as err:
+        answer = error_answer(err)
+        # functions-framework reads the whole body after every answer that is not a stream (its
+        # `read_request`); for a body refused unread, that would hold all of it in memory, or fail
+        # and turn this answer into a 500. It leaves a stream alone. (tests/test_framework.py fails
+        # if it stops doing either.)
+        body, headers = iter([answer.body]), {"Content-Length": str(len(answer.body))}
     except Exception:
-        # Not the caller's fault. The answer gives a short reference and no details; the
-        # log line with the same reference holds the traceback.
+        # Not the caller's fault. The answer gives a short reference and no details; the log
+        # line with the same reference holds the traceback.
         reference = secrets.token_hex(4)
-        LOG.write({"severity": "ERROR", "message": f"internal error {reference}: {traceback.format_exc()}"}, now=True)
-        body, status, headers = reply({"error": f"internal error (reference {reference})", "field": None}, 500)
-    log_request(request, status, started, body)
-    return body, status, {**headers, **cors_headers(request.environ.get("HTTP_ORIGIN"))}
+        log({"severity": "ERROR", "message": f"internal error {reference}: {traceback.format_exc()}"})
+        answer = json_answer({"error": f"internal error (reference {reference})", "field": None}, 500)
+        body = answer.body
+    log_request(request, answer, started)
+    return body, answer.status, {**answer.headers, **headers, **cors_headers(request.origin)}
 
 
 # gunicorn forks its worker from the process that imported this file. What exists by now lives
 # as long as the instance; frozen, the worker's garbage collections leave it alone, so its
-# memory stays shared with that process instead of being copied (4-5 MiB here).
+# memory stays shared with that process instead of being copied (4-5 MiB).
 gc.freeze()

@@ -145,19 +145,15 @@ def affine_softmax(pipeline):
 class AffineSoftmax:
     """A fitted StandardScaler + LogisticRegression is `softmax(x @ weights + bias)`.
 
-    scikit-learn's predict_proba spends most of a one-row call checking its input. This
-    computes the same thing in two forms: `rows` with numpy for many rows, `row` in plain
-    Python for one (numpy's cost per call would be most of a row's time). Both do the same
-    float operations in the same order, so a row scores bit for bit the same alone or in a
-    batch: products summed feature by feature (a matrix product's rounding depends on how
-    many rows it is given) and exponentials from math.exp in both (numpy's own exp rounds
-    differently from it on some CPUs).
+    scikit-learn's predict_proba spends most of a call checking its input, and importing it takes
+    a second. This computes the same numbers, and gives a row the same floats, bit for bit, alone
+    or in a batch of any size: `x @ weights` as products summed feature by feature (a matrix
+    product's rounding depends on how many rows it is given), and exponentials from math.exp
+    (numpy's own exp may round differently in its vectorised loop than for the last elements).
     """
 
     def __init__(self, weights, bias):
         self.weights, self.bias = weights, bias  # (features, classes), (classes,)
-        # For row(), in plain Python: each class's weights (by feature), and the bias.
-        self.class_weights, self.bias_list = weights.T.tolist(), bias.tolist()
 
     def as_json(self):
         """What train.py writes into model.json as `scorer`; JSON keeps every float exactly."""
@@ -185,31 +181,14 @@ class AffineSoftmax:
 
     def rows(self, rows):
         """Class probabilities for a (rows, features) array, as an array."""
-        scores = rows[:, 0, np.newaxis] * self.weights[0]
-        for feature in range(1, rows.shape[1]):
-            scores += rows[:, feature, np.newaxis] * self.weights[feature]
+        scores = np.empty((len(rows), self.bias.size))
+        block = max(1, 2**20 // self.weights.size)  # rows whose products take at most 8 MiB
+        for start in range(0, len(rows), block):
+            scores[start:start + block] = (rows[start:start + block, :, np.newaxis] * self.weights).sum(axis=1)
         scores += self.bias
         scores -= scores.max(axis=1, keepdims=True)
         exps = np.fromiter(map(math.exp, scores.ravel().tolist()), np.float64, scores.size).reshape(scores.shape)
-        total = exps[:, 0].copy()
-        for column in range(1, exps.shape[1]):
-            total += exps[:, column]
-        return exps / total[:, np.newaxis]
-
-    def row(self, values):
-        """Class probabilities for one row (a list of floats), as a list."""
-        scores = []
-        for weights, bias in zip(self.class_weights, self.bias_list):
-            score = values[0] * weights[0]
-            for feature in range(1, len(values)):
-                score += values[feature] * weights[feature]
-            scores.append(score + bias)
-        top = max(scores)
-        exps = [math.exp(score - top) for score in scores]
-        total = exps[0]
-        for exp in exps[1:]:  # not sum(): Python 3.12+ sums floats with compensation
-            total += exp
-        return [exp / total for exp in exps]
+        return exps / exps.sum(axis=1, keepdims=True)
 
 
 def scaler_mean_and_scale(scaler):
@@ -276,31 +255,25 @@ class LoadedModel:
         report(self.failure)
 
     def predict_proba(self, rows):
-        """Class probabilities for a (rows, features) float array, as an array."""
+        """Class probabilities for rows of checked values (lists, or an array), as an array."""
         if self.failure is not None:
             raise self.failure
+        if not len(rows):  # a BigQuery call whose every row holds a NULL
+            return np.empty((0, len(self.class_names)))
+        rows = np.asarray(rows, dtype=np.float64)
         if self.scorer is not None:
             return self.scorer.rows(rows)
         return self.pipeline.predict_proba(rows)
 
-    def predict_proba_row(self, values):
-        """Class probabilities for one row (a list of floats), as a list."""
-        if self.failure is not None:
-            raise self.failure
-        if self.scorer is not None:
-            return self.scorer.row(values)
-        return self.pipeline.predict_proba(np.array([values]))[0].tolist()
-
 
 def agrees(scorer, pipeline):
     """Whether the scorer gives the pipeline's classes and probabilities (within 1e-9) on
-    probe points, and the same probabilities, bit for bit, one row at a time."""
+    probe points spread well beyond the training data."""
     probe = probe_rows(pipeline)
     fast, exact = scorer.rows(probe), pipeline.predict_proba(probe)
     return (
         np.allclose(fast, exact, rtol=0, atol=1e-9)
         and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe))
-        and fast.tolist() == [scorer.row(row) for row in probe.tolist()]
     )
 
 

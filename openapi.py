@@ -1,10 +1,28 @@
-"""The OpenAPI 3.1 document of the live API, built from model.json.
+"""What the API is, built from model.json: GET's description, and the OpenAPI 3.1 document.
 
-Field names, their order and the class names come from the model's metadata, so the
-document always describes the model actually deployed; it is served at /openapi.json.
+Field names, their order and the class names come from the model's metadata, so both
+always describe the model actually deployed. The document is served at /openapi.json.
 """
 
 from validation import MAX_MAGNITUDE
+
+
+def description(metadata, limits):
+    """GET's answer: the model, and an example of each request it takes."""
+    example = metadata["example"]
+    as_list = [example[name] for name in metadata["features"]]
+    return {
+        "model": {key: metadata.get(key) for key in (
+            "features", "training_columns", "class_names", "pipeline", "training_accuracy",
+            "cv_accuracy", "versions", "model_sha256", "trained_at", "data",
+        )},
+        "requests": {
+            "single": example,
+            "batch": {"instances": [example, as_list]},
+            "bigquery": {"calls": [as_list], "userDefinedContext": {"return": "class_name"}},
+        },
+        "limits": limits,
+    }
 
 
 def openapi_document(metadata, bigquery_returns, max_instances):

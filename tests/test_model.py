@@ -117,9 +117,9 @@ def check_refusal(bundle):
 def test_good_bundle_loads_without_scikit_learn(bundle):
     # Importing scikit-learn is most of a second or more: no new instance waits for it.
     script = (
-        "import sys; from model_loader import load_model; "
+        "import sys; import numpy as np; from model_loader import load_model; "
         f"model = load_model({str(bundle)!r}); "
-        "print(model.predict_proba_row([5.1, 3.5, 1.4, 0.2]), 'sklearn' in sys.modules)"
+        "print(model.predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))[0].tolist(), 'sklearn' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     probabilities, sklearn_imported = result.stdout.rsplit(" ", 1)

@@ -1,8 +1,8 @@
-"""Every block of the README that a reader would run is run here, exactly as printed, against
-a server started with the README's own `make serve`; only the host and port change. A block
-followed by an output block must print that output (numbers to the digits shown). A block that
-can't run here is marked `<!-- not run: why -->`, and `checked by: COMMAND` names the command
-whose output must contain it instead (the deploy command's dry run).
+"""Every block of the README, docs/design.md and bench/README.md that a reader would run is run
+here, exactly as printed, against a server started with the README's own `make serve`; only the
+host and port change. A block followed by an output block must print that output (numbers to the
+digits shown). A block that can't run here is marked `<!-- not run: why -->`, and `checked by:
+COMMAND` names the command whose output must contain it instead (the deploy command's dry run).
 """
 
 import os
@@ -19,7 +19,7 @@ import requests
 
 from conftest import ROOT, free_port
 
-README = ROOT / "README.md"
+DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "design.md", ROOT / "bench" / "README.md"]
 README_URL = "http://127.0.0.1:8080/"
 RUNNABLE = {"bash", "python"}
 OUTPUTS = {"text", "json"}
@@ -30,9 +30,9 @@ ULP_SLACK = Decimal("1e-14")
 NOT_RUN = re.compile(r"<!-- not run: (.+?)(?:; checked by: (.+?))? -->")
 
 
-def readme_blocks():
-    """(line, language, code, marker, output) for each runnable or marked block."""
-    text = README.read_text()
+def readme_blocks(document):
+    """(language, code, marker, output) for each runnable or marked block of a document."""
+    text = document.read_text()
     fences = list(re.finditer(r"^```(\w*)\n(.*?)^```\n", text, re.M | re.S))
     blocks = []
     for i, fence in enumerate(fences):
@@ -46,7 +46,8 @@ def readme_blocks():
         if following and following.group(1) in OUTPUTS and not text[fence.end():following.start()].strip():
             output = following.group(2)
         line = text[:fence.start()].count("\n") + 1
-        blocks.append(pytest.param(language, code, marker, output, id=f"README.md:{line}:{language}"))
+        name = document.relative_to(ROOT)
+        blocks.append(pytest.param(language, code, marker, output, id=f"{name}:{line}:{language}"))
     return blocks
 
 
@@ -93,7 +94,7 @@ def run(language, code, url):
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
 
 
-@pytest.mark.parametrize("language, code, marker, output", readme_blocks())
+@pytest.mark.parametrize("language, code, marker, output", [block for doc in DOCUMENTS for block in readme_blocks(doc)])
 def test_readme_block(language, code, marker, output, readme_server):
     if marker:
         reason, checked_by = marker.groups()
@@ -112,7 +113,7 @@ def test_readme_block(language, code, marker, output, readme_server):
 
 
 def test_the_readme_has_runnable_blocks_and_outputs():
-    blocks = readme_blocks()
+    blocks = readme_blocks(DOCUMENTS[0])
     assert sum(1 for block in blocks if not block.values[2]) >= 8
     assert sum(1 for block in blocks if block.values[3] is not None) >= 5
 
