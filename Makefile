@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SERVE_VENV := .venv-serve
 PORT ?= 8080
 HOST ?= 127.0.0.1
-ARCHIVE_FILES := main.py formats.py model_loader.py validation.py openapi.py page.html model.pkl model.json requirements.txt
+ARCHIVE_FILES := main.py formats.py model_loader.py safe_pickle.py settings.py validation.py openapi.py page.html model.pkl model.json requirements.txt
 # Debian packages some targets need: Chromium for the browser tests, wrk for load.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends

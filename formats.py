@@ -40,8 +40,8 @@ class Single:
         return row_answer(self.model, probabilities[0])
 
     @staticmethod
-    def error(message, field=None):
-        return {"error": message, "field": field}
+    def error(message, field=None, cause=None):
+        return {"error": message, "field": field, **({"cause": cause} if cause else {})}
 
 
 class Batch(Single):
@@ -76,9 +76,9 @@ class BigQuery:
         return {"replies": [next(replies) if is_scored else None for is_scored in self.scored]}
 
     @staticmethod
-    def error(message, field=None):
-        where = f"{field}: " if field else ""
-        return {"errorMessage": (where + message)[:1000]}  # BigQuery shows at most 1,000 characters
+    def error(message, field=None, cause=None):
+        where, why = f"{field}: " if field else "", f" ({cause})" if cause else ""
+        return {"errorMessage": (where + message + why)[:1000]}  # BigQuery shows at most 1,000 characters
 
 
 def request_format(body):

@@ -24,28 +24,32 @@ from typing import NamedTuple
 import functions_framework
 import orjson
 
-from formats import BIGQUERY_RETURNS, request_format
+from formats import BIGQUERY_RETURNS, Single, request_format
 from model_loader import ModelError, load_model
 from openapi import description, openapi_document
+from settings import SettingError, read_settings
 from validation import InputError, parse_json
 
 HERE = Path(__file__).resolve().parent
-MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 1024 * 1024))
-MAX_INSTANCES = int(os.environ.get("MAX_INSTANCES", 10_000))
-ALLOWED_ORIGINS = [origin.strip() for origin in os.environ.get("ALLOWED_ORIGINS", "*").split(",") if origin.strip()]
+MAX_PATH = 8192  # characters; a longer path gets 414
+LOGGED_TEXT = 300  # characters of a path or user agent that a log line keeps
 
 # The model is loaded once per instance, when Cloud Functions imports this file, and reused by
 # every request. Loading takes milliseconds: it reads model.json's scorer (the numbers the
-# function answers with) and checks model.pkl's checksum. A model that can't be trusted stops
-# the instance here, with one line saying why. Importing scikit-learn to unpickle model.pkl and
-# check the scorer against it takes a second or more, so each process does that in the
-# background, from its first request on (see `predict`).
+# function answers with) and checks model.json and model.pkl. A setting, a model or a file that
+# can't be trusted stops the instance here, with one line saying why. Importing scikit-learn to
+# unpickle model.pkl and check the scorer against it takes a second or more, so each process does
+# that in the background, from its first request on (see `predict`).
 try:
-    MODEL = load_model(HERE, expected_sha256=os.environ.get("MODEL_SHA256"))
-except ModelError as err:
+    MAX_BODY_BYTES, MAX_INSTANCES, ALLOWED_ORIGINS, MODEL_SHA256 = read_settings(os.environ)
+    MODEL = load_model(HERE, expected_sha256=MODEL_SHA256)
+    if not (HERE / "page.html").is_file():
+        raise SettingError("page.html: not found")
+except (SettingError, ModelError) as err:
     sys.exit(f"cannot serve: {err}")
 
 MODEL_FAILED = "the model failed its check when this instance started"  # a 503's error
+RETRY_AFTER = {"Retry-After": "60"}  # seconds: this instance will not recover, a new one may
 
 
 # GET's answers never change while the instance lives: built once, here.
@@ -81,8 +85,8 @@ def error_answer(err):
     return json_answer({"error": err.message, "field": err.field}, err.status)
 
 
-class BodyNotRead(InputError):
-    """The request's body was refused before it was read in full."""
+class RefusedUnread(InputError):
+    """The request was refused before its body was read in full."""
 
 
 def read_body(request):
@@ -91,19 +95,24 @@ def read_body(request):
     declared = request.headers.get("Content-Length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):  # werkzeug would read it as 0
-            raise BodyNotRead("Content-Length is not a number")
+            raise RefusedUnread("Content-Length is not a number")
         if int(declared) > MAX_BODY_BYTES:
-            raise BodyNotRead(f"body is {declared} bytes; the limit is {MAX_BODY_BYTES}", status=413)
+            raise RefusedUnread(f"body is {declared} bytes; the limit is {MAX_BODY_BYTES}", status=413)
     # A body without a Content-Length (chunked) is cut at max_content_length, so one byte over
     # the limit shows that there was more.
     request.max_content_length = MAX_BODY_BYTES + 1
     try:
         data = request.get_data()
     except Exception:  # the server's own reader refused it: a malformed chunk, or an early end
-        raise BodyNotRead("the body could not be read: malformed chunked encoding, or it ended early") from None
+        raise RefusedUnread("the body could not be read: malformed chunked encoding, or it ended early") from None
     if len(data) > MAX_BODY_BYTES:
-        raise BodyNotRead(f"body is over the limit of {MAX_BODY_BYTES} bytes", status=413)
+        raise RefusedUnread(f"body is over the limit of {MAX_BODY_BYTES} bytes", status=413)
     return data
+
+
+def failed_check_answer(answers=Single):
+    """What every request gets once model.pkl has failed its check: 503, saying why."""
+    return json_answer(answers.error(MODEL_FAILED, cause=str(MODEL.failure)), 503, {**JSON_TYPE, **RETRY_AFTER})
 
 
 def post(data):
@@ -119,7 +128,7 @@ def post(data):
     except InputError as err:
         return json_answer(answers.error(err.message, err.field), err.status)
     except ModelError:  # model.pkl failed the background check: see report_model_check
-        return json_answer(answers.error(MODEL_FAILED), 503)
+        return failed_check_answer(answers)
     return json_answer(request.answer(probabilities), rows=len(request.rows))
 
 
@@ -129,14 +138,18 @@ def wants_html(request):
 
 def respond(request):
     """Route by method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
+    if len(request.path) > MAX_PATH:
+        raise RefusedUnread(f"the path is {len(request.path)} characters; the limit is {MAX_PATH}", status=414)
     data = read_body(request)  # whatever the method: only POST uses it
     if request.method == "POST":
         return post(data)
     if request.method in ("GET", "HEAD"):
         if request.path.rstrip("/").endswith("/openapi.json") or "openapi" in request.args:
             return Answer(OPENAPI)
-        if wants_html(request):
+        if wants_html(request):  # the page asks for the description, and shows a failure's cause
             return Answer(PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
+        if MODEL.failure is not None:  # not a description of a model that can't answer
+            return failed_check_answer()
         return Answer(DESCRIPTION)
     if request.method == "OPTIONS":
         return Answer(b"", 204, PREFLIGHT_HEADERS)
@@ -166,20 +179,25 @@ def log(entry):
     sys.stdout.flush()
 
 
+def cut(text):
+    """At most LOGGED_TEXT characters of a path or header, for a log line that stays small."""
+    return text if len(text) <= LOGGED_TEXT else text[:LOGGED_TEXT] + f"... ({len(text)} characters)"
+
+
 def log_request(request, answer, started):
     """A request's log line. Never the body."""
-    status = answer.status
+    status, path = answer.status, cut(request.path)
     log({
         "severity": "INFO" if status < 400 else "WARNING" if status < 500 else "ERROR",
-        "message": f"{request.method} {request.path} {status}",
+        "message": f"{cut(request.method)} {path} {status}",
         "httpRequest": {
-            "requestMethod": request.method,
-            "requestUrl": request.path,
+            "requestMethod": cut(request.method),
+            "requestUrl": path,
             "status": status,
             "latency": f"{time.perf_counter() - started:.6f}s",
-            "requestSize": request.headers.get("Content-Length", "0"),
+            "requestSize": cut(request.headers.get("Content-Length", "0")),
             "responseSize": str(len(answer.body)),
-            "userAgent": request.headers.get("User-Agent", ""),
+            "userAgent": cut(request.headers.get("User-Agent", "")),
         },
         "rows": answer.rows,
     })
@@ -187,7 +205,7 @@ def log_request(request, answer, started):
 
 def report_model_check(failure):
     if failure is None:
-        log({"severity": "INFO", "message": f"model checked: {MODEL.pickle_path.name} gives the scorer's answers"})
+        log({"severity": "INFO", "message": f"model checked: {MODEL.pickle_name} gives the scorer's answers"})
     else:
         log({"severity": "ERROR", "message": f"cannot serve: {failure}"})
 
@@ -200,7 +218,7 @@ def predict(request):
         MODEL.check_in_background(report_model_check)
         answer = respond(request)
         body = answer.body
-    except BodyNotRead as err:
+    except RefusedUnread as err:
         answer = error_answer(err)
         # functions-framework reads the whole body after every answer that is not a stream (its
         # `read_request`); for a body refused unread, that would hold all of it in memory, or fail

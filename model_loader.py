@@ -1,28 +1,30 @@
-"""Loading the model once, safely, and scoring rows with it.
+"""Loading the model once, and only a model that holds together.
 
-Importing scikit-learn and unpickling model.pkl take a second or more, which every new
-instance would spend before its first answer. A fitted StandardScaler + LogisticRegression is
-`softmax(x @ weights + bias)`, so train.py writes those numbers into model.json as its
-`scorer`, once it has checked there that they give the pipeline's own answers. Then:
+A bundle is model.pkl (the fitted pipeline, as joblib.dump writes it) and model.json (what
+serving needs to know about it). `load_model(folder)` checks, before the first answer and
+without importing scikit-learn:
 
-- `load_model(folder)` reads model.json, checks model.pkl's SHA-256 and the installed versions
-  (milliseconds: no scikit-learn import) and returns a LoadedModel that can answer at once from
-  the scorer. Anything wrong stops it with one line naming the file and the cause: a missing
-  file, a checksum that doesn't match model.json (checked before unpickling, because unpickling
-  runs code), a scikit-learn or numpy version other than the one that made the pickle, or a
-  model.json that doesn't hold together.
-- `LoadedModel.check()` unpickles model.pkl (the very bytes whose checksum was checked) and
-  checks the scorer against the pipeline again. The function runs it in the background, once
-  per process; if it fails, the model refuses to answer from then on.
-- A pipeline without a scorer (train.py writes none for pipelines of other shapes) is
-  unpickled and checked by `load_model` itself, and answers through its own predict_proba.
+- model.json as a whole: its own SHA-256 (`metadata_sha256`, over the rest of the file, so an
+  edit by hand is found), every key's type, unique field and class names, an example that covers
+  the fields, and a scorer that fits them;
+- model.pkl's SHA-256: the one model.json records, and the one MODEL_SHA256 requires, if set;
+- the scikit-learn and numpy versions installed: those that made the pickle.
+
+Anything wrong raises ModelError, one line naming the file (or setting) and the cause.
+
+A fitted StandardScaler + LogisticRegression is `softmax(x @ weights + bias)`: train.py writes
+those numbers into model.json as its `scorer`, with the SHA-256 of the very pickle they were
+computed from. With a scorer, the model answers at once, and each process unpickles model.pkl in
+the background (`check_in_background`) and checks the scorer against it again; if that fails, it
+refuses to answer from then on. Without one, model.pkl is unpickled at start and answers through
+its own predict_proba. Unpickling goes through safe_pickle, which runs no one's code.
 """
 
 import hashlib
-import io
 import json
 import math
 import os
+import re
 import threading
 import warnings
 from importlib.metadata import PackageNotFoundError, version
@@ -30,12 +32,141 @@ from pathlib import Path
 
 import numpy as np
 
+import safe_pickle
+
 METADATA_FILE = "model.json"
-REQUIRED_METADATA = ("model_file", "model_sha256", "features", "class_names", "versions")
+SCORER_COMPUTES = "softmax(x @ weights + bias)"
+FIELD_TYPES = ("number", "integer", "string", "boolean")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
 
 
 class ModelError(Exception):
     """The model can't be served; the message is one line naming the file and the cause."""
+
+
+def metadata_digest(metadata):
+    """The SHA-256 model.json records of itself: over every key but this one, written canonically."""
+    rest = {key: value for key, value in metadata.items() if key != "metadata_sha256"}
+    canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def is_number(value):
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+FIELD_VALUE_TYPES = {"number": is_number, "integer": lambda v: type(v) is int, "string": lambda v: type(v) is str,
+                     "boolean": lambda v: type(v) is bool}
+
+
+def check_fields(fields, problem):
+    if not isinstance(fields, list) or not fields:
+        raise problem("fields must be a non-empty list")
+    for i, field in enumerate(fields):
+        where = f"fields[{i}]"
+        if not isinstance(field, dict):
+            raise problem(f"{where} must be an object")
+        unknown = set(field) - {"name", "column", "type", "nullable", "range", "categories", "unknown_categories"}
+        if unknown:
+            raise problem(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+        for key, kind in (("name", str), ("column", str), ("type", str), ("nullable", bool)):
+            if type(field.get(key)) is not kind or field.get(key) == "":
+                raise problem(f"{where}.{key} must be {'a boolean' if kind is bool else 'a non-empty string'}")
+        if field["type"] not in FIELD_TYPES:
+            raise problem(f"{where}.type must be one of {', '.join(FIELD_TYPES)}")
+        if "range" in field:
+            low_high = field["range"]
+            if (field["type"] not in ("number", "integer") or not isinstance(low_high, list) or len(low_high) != 2
+                    or not all(map(is_number, low_high)) or low_high[0] > low_high[1]):
+                raise problem(f"{where}.range must be [low, high], two numbers, for a number field")
+        if "categories" in field:
+            categories = field["categories"]
+            fits = FIELD_VALUE_TYPES[field["type"]]
+            if not isinstance(categories, list) or not categories or not all(map(fits, categories)):
+                raise problem(f"{where}.categories must be a non-empty list of {field['type']} values")
+            if len(set(map(repr, categories))) != len(categories):
+                raise problem(f"{where}.categories repeats a value")
+            if field.get("unknown_categories") not in ("ignore", "error"):
+                raise problem(f"{where}.unknown_categories must be ignore or error")
+        elif "unknown_categories" in field:
+            raise problem(f"{where}.unknown_categories needs categories")
+    for key in ("name", "column"):
+        values = [field[key] for field in fields]
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise problem(f"fields repeat the {key} {', '.join(map(repr, repeated))}")
+    # A request may name a field by its column too: no column may be another field's name.
+    for field in fields:
+        other = next((f for f in fields if f["name"] == field["column"] and f is not field), None)
+        if other is not None:
+            raise problem(f"field {other['name']!r} is also the column of field {field['name']!r}")
+
+
+# Each key model.json holds, with how to check it; `None` for a key that may be absent.
+def check_metadata(metadata, folder):
+    """model.json's content as a whole; ModelError naming the first problem."""
+
+    def problem(cause):
+        return ModelError(f"{METADATA_FILE}: {cause}")
+
+    if not isinstance(metadata, dict):
+        raise problem("not a JSON object")
+    if metadata.get("metadata_sha256") != metadata_digest(metadata):
+        raise problem("its content does not match its metadata_sha256 (edited by hand?); "
+                      "write it again with train.py or make package")
+    known = {"name", "task", "model_file", "model_sha256", "trained_at", "data", "fields", "input", "classes",
+             "class_names", "pipeline", "metrics", "example", "versions", "modules", "scorer", "metadata_sha256"}
+    unknown = set(metadata) - known
+    if unknown:
+        raise problem(f"unknown keys: {', '.join(sorted(unknown))}")
+    required = {"name": str, "task": str, "model_file": str, "model_sha256": str, "trained_at": str, "data": dict,
+                "fields": list, "input": str, "pipeline": list, "metrics": dict, "example": dict, "versions": dict,
+                "modules": list}
+    for key, kind in required.items():
+        if type(metadata.get(key)) is not kind:
+            raise problem(f"{key} must be {'an object' if kind is dict else 'a list' if kind is list else 'a string'}")
+    if not NAME.fullmatch(metadata["name"]):
+        raise problem("name must be lower-case letters, digits and hyphens, starting with a letter")
+    if metadata["task"] not in ("classification", "regression"):
+        raise problem("task must be classification or regression")
+    if metadata["input"] not in ("array", "dataframe"):
+        raise problem("input must be array or dataframe")
+    model_file = metadata["model_file"]
+    if Path(model_file).name != model_file or model_file.startswith("."):
+        raise problem("model_file must be a file name in the bundle's folder")
+    if not SHA256.fullmatch(metadata["model_sha256"]):
+        raise problem("model_sha256 must be 64 lower-case hex digits")
+    for key in ("scikit-learn", "numpy"):
+        if type(metadata["versions"].get(key)) is not str:
+            raise problem(f"versions must name the {key} that made the pickle")
+    if not all(is_number(value) for value in metadata["metrics"].values()):
+        raise problem("metrics must all be numbers")
+    check_fields(metadata["fields"], problem)
+    for module in metadata["modules"]:
+        if type(module) is not str or not module.isidentifier() or not (Path(folder) / f"{module}.py").is_file():
+            raise problem(f"modules lists {module!r}, which is not a module file in the bundle")
+    if metadata["task"] == "classification":
+        classes, names = metadata.get("classes"), metadata.get("class_names")
+        if not isinstance(classes, list) or len(classes) < 2 or len({type(c) for c in classes}) != 1 \
+                or type(classes[0]) not in (int, str, bool):
+            raise problem("classes must list two or more labels, all integers, all strings or all booleans")
+        if len(set(classes)) != len(classes):
+            raise problem("classes repeats a label")
+        if not isinstance(names, list) or len(names) != len(classes) or not all(type(n) is str for n in names):
+            raise problem(f"class_names must be {len(classes)} strings, one per class")
+        if len(set(names)) != len(names):
+            raise problem("class_names repeats a name")
+    elif "classes" in metadata or "class_names" in metadata or "scorer" in metadata:
+        raise problem("a regression has no classes, class_names or scorer")
+    example = metadata["example"]
+    names = [field["name"] for field in metadata["fields"]]
+    if sorted(example) != sorted(names):
+        raise problem("example must hold every field, and nothing else")
+    for field in metadata["fields"]:
+        value = example[field["name"]]
+        if not (FIELD_VALUE_TYPES[field["type"]](value) or (value is None and field["nullable"])):
+            raise problem(f"example's {field['name']} is not a {field['type']}")
 
 
 def read_metadata(folder):
@@ -43,14 +174,10 @@ def read_metadata(folder):
     try:
         metadata = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelError(f"{path}: not found") from None
+        raise ModelError(f"{METADATA_FILE}: not found") from None
     except (OSError, ValueError) as err:
-        raise ModelError(f"{path}: unreadable ({err})") from None
-    if not isinstance(metadata, dict):
-        raise ModelError(f"{path}: not a JSON object")
-    missing = [key for key in REQUIRED_METADATA if key not in metadata]
-    if missing:
-        raise ModelError(f"{path}: missing {', '.join(missing)}")
+        raise ModelError(f"{METADATA_FILE}: unreadable ({err})") from None
+    check_metadata(metadata, folder)
     return metadata
 
 
@@ -61,65 +188,98 @@ def installed_version(package):
         return None
 
 
-def check_versions(metadata, path):
-    trained = metadata["versions"]
+def check_versions(metadata):
+    made_with = metadata["versions"]
     sklearn_version = installed_version("scikit-learn")
-    if trained.get("scikit-learn") != sklearn_version:
+    if made_with["scikit-learn"] != sklearn_version:
         raise ModelError(
-            f"{path}: made with scikit-learn {trained.get('scikit-learn')}, but "
-            f"scikit-learn {sklearn_version} is installed; install the version in "
-            "requirements.txt or retrain"
+            f"{metadata['model_file']}: made with scikit-learn {made_with['scikit-learn']}, but scikit-learn "
+            f"{sklearn_version} is installed; install the version it was made with, or retrain"
         )
-    trained_numpy_major = str(trained.get("numpy", "")).split(".")[0]
-    if trained_numpy_major != np.__version__.split(".")[0]:
+    if made_with["numpy"].split(".")[0] != np.__version__.split(".")[0]:
         raise ModelError(
-            f"{path}: made with numpy {trained.get('numpy')}, but numpy {np.__version__} "
-            "is installed; install the version in requirements.txt or retrain"
+            f"{metadata['model_file']}: made with numpy {made_with['numpy']}, but numpy {np.__version__} "
+            "is installed; install the version it was made with, or retrain"
         )
 
 
 def read_pickle(metadata, folder, expected_sha256=None):
-    """model.pkl's path and bytes, once its SHA-256 is the expected one."""
-    path = Path(folder) / metadata["model_file"]
-    expected = (expected_sha256 or metadata["model_sha256"]).lower()
+    """model.pkl's bytes, once its SHA-256 is model.json's, and MODEL_SHA256's if that is set."""
+    name = metadata["model_file"]
     try:
-        content = path.read_bytes()
+        content = (Path(folder) / name).read_bytes()
     except FileNotFoundError:
-        raise ModelError(f"{path}: not found") from None
+        raise ModelError(f"{name}: not found") from None
     except OSError as err:
-        raise ModelError(f"{path}: unreadable ({err})") from None
+        raise ModelError(f"{name}: unreadable ({err})") from None
     actual = hashlib.sha256(content).hexdigest()
-    if actual != expected:
-        raise ModelError(f"{path}: SHA-256 is {actual}, expected {expected}; refusing to unpickle it")
-    return path, content
-
-
-def unpickle(path, content, metadata):
-    """The pipeline in `content` (model.pkl's checked bytes), if it fits model.json."""
-    import joblib
-    from sklearn.exceptions import InconsistentVersionWarning
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", InconsistentVersionWarning)
-            pipeline = joblib.load(io.BytesIO(content))
-    except InconsistentVersionWarning as warning:
-        raise ModelError(f"{path}: {warning}".replace("\n", " ")) from None
-    except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
-        raise ModelError(f"{path}: failed to load ({type(err).__name__}: {err})") from None
-    if not hasattr(pipeline, "predict_proba"):
-        raise ModelError(f"{path}: holds a {type(pipeline).__name__}, which has no predict_proba")
-    n_features = getattr(pipeline, "n_features_in_", None)
-    if n_features != len(metadata["features"]):
+    if actual != metadata["model_sha256"]:
         raise ModelError(
-            f"{path}: expects {n_features} features, {METADATA_FILE} lists {len(metadata['features'])}"
+            f"{name}: its SHA-256 is {actual}, but {METADATA_FILE} describes a {name} whose SHA-256 is "
+            f"{metadata['model_sha256']}; write both again with train.py, or describe this one with make package"
         )
-    n_classes = len(getattr(pipeline, "classes_", []))
-    if n_classes != len(metadata["class_names"]):
-        raise ModelError(
-            f"{path}: has {n_classes} classes, {METADATA_FILE} lists {len(metadata['class_names'])}"
-        )
-    return pipeline
+    if expected_sha256 is not None and actual != expected_sha256:
+        raise ModelError(f"MODEL_SHA256: {name}'s SHA-256 is {actual}, not {expected_sha256}")
+    return content
+
+
+class AffineSoftmax:
+    """A fitted StandardScaler + LogisticRegression is `softmax(x @ weights + bias)`.
+
+    scikit-learn's predict_proba spends most of a call checking its input, and importing it takes
+    a second. This computes the same numbers, and gives a row the same floats, bit for bit, alone
+    or in a batch of any size: `x @ weights` as products summed feature by feature (a matrix
+    product's rounding depends on how many rows it is given), and exponentials from math.exp
+    (numpy's own exp may round differently in its vectorised loop than for the last elements).
+    """
+
+    def __init__(self, weights, bias):
+        self.weights, self.bias = weights, bias  # (features, classes), (classes,)
+
+    def as_json(self, pickle_sha256):
+        """What train.py writes into model.json as `scorer`; JSON keeps every float exactly."""
+        return {"computes": SCORER_COMPUTES, "weights": self.weights.tolist(), "bias": self.bias.tolist(),
+                "pickle_sha256": pickle_sha256}
+
+    @classmethod
+    def from_metadata(cls, metadata):
+        """model.json's `scorer`, if it has one: made from this very pickle, and of the right shape."""
+        scorer = metadata.get("scorer")
+        if scorer is None:
+            return None
+
+        def problem(cause):
+            return ModelError(f"{METADATA_FILE}: scorer {cause}")
+
+        if not isinstance(scorer, dict) or scorer.get("computes") != SCORER_COMPUTES:
+            raise problem(f"must be an object that computes {SCORER_COMPUTES}")
+        if scorer.get("pickle_sha256") != metadata["model_sha256"]:
+            raise problem(f"was made from another {metadata['model_file']}; write both again with train.py")
+        n_features, n_classes = len(metadata["fields"]), len(metadata["classes"])
+        try:
+            weights = np.array(scorer["weights"], dtype=np.float64)
+            bias = np.array(scorer["bias"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as err:
+            raise problem(f"is malformed ({type(err).__name__}: {err})") from None
+        if weights.shape != (n_features, n_classes) or bias.shape != (n_classes,):
+            raise problem(f"has weights {weights.shape} and bias {bias.shape}, but there are {n_features} "
+                          f"fields and {n_classes} classes")
+        if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+            raise problem("holds a number that is not finite")
+        if any(field["type"] != "number" or field["nullable"] for field in metadata["fields"]):
+            raise problem("needs every field to be a number that may not be null")
+        return cls(weights, bias)
+
+    def rows(self, rows):
+        """Class probabilities for a (rows, features) array, as an array."""
+        scores = np.empty((len(rows), self.bias.size))
+        block = max(1, 2**20 // self.weights.size)  # rows whose products take at most 8 MiB
+        for start in range(0, len(rows), block):
+            scores[start:start + block] = (rows[start:start + block, :, np.newaxis] * self.weights).sum(axis=1)
+        scores += self.bias
+        scores -= scores.max(axis=1, keepdims=True)
+        exps = np.fromiter(map(math.exp, scores.ravel().tolist()), np.float64, scores.size).reshape(scores.shape)
+        return exps / exps.sum(axis=1, keepdims=True)
 
 
 def affine_softmax(pipeline):
@@ -142,55 +302,6 @@ def affine_softmax(pipeline):
     return AffineSoftmax(weights, bias)
 
 
-class AffineSoftmax:
-    """A fitted StandardScaler + LogisticRegression is `softmax(x @ weights + bias)`.
-
-    scikit-learn's predict_proba spends most of a call checking its input, and importing it takes
-    a second. This computes the same numbers, and gives a row the same floats, bit for bit, alone
-    or in a batch of any size: `x @ weights` as products summed feature by feature (a matrix
-    product's rounding depends on how many rows it is given), and exponentials from math.exp
-    (numpy's own exp may round differently in its vectorised loop than for the last elements).
-    """
-
-    def __init__(self, weights, bias):
-        self.weights, self.bias = weights, bias  # (features, classes), (classes,)
-
-    def as_json(self):
-        """What train.py writes into model.json as `scorer`; JSON keeps every float exactly."""
-        return {"computes": "softmax(x @ weights + bias)", "weights": self.weights.tolist(), "bias": self.bias.tolist()}
-
-    @classmethod
-    def from_metadata(cls, metadata, path):
-        """model.json's `scorer`, if it has one, checked for shape: (features, classes)."""
-        if "scorer" not in metadata:
-            return None
-        n_features, n_classes = len(metadata["features"]), len(metadata["class_names"])
-        try:
-            weights = np.array(metadata["scorer"]["weights"], dtype=np.float64)
-            bias = np.array(metadata["scorer"]["bias"], dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(f"{path}: scorer is malformed ({type(err).__name__}: {err})") from None
-        if weights.shape != (n_features, n_classes) or bias.shape != (n_classes,):
-            raise ModelError(
-                f"{path}: scorer has weights {weights.shape} and bias {bias.shape}, but "
-                f"there are {n_features} features and {n_classes} classes"
-            )
-        if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
-            raise ModelError(f"{path}: scorer holds a number that is not finite")
-        return cls(weights, bias)
-
-    def rows(self, rows):
-        """Class probabilities for a (rows, features) array, as an array."""
-        scores = np.empty((len(rows), self.bias.size))
-        block = max(1, 2**20 // self.weights.size)  # rows whose products take at most 8 MiB
-        for start in range(0, len(rows), block):
-            scores[start:start + block] = (rows[start:start + block, :, np.newaxis] * self.weights).sum(axis=1)
-        scores += self.bias
-        scores -= scores.max(axis=1, keepdims=True)
-        exps = np.fromiter(map(math.exp, scores.ravel().tolist()), np.float64, scores.size).reshape(scores.shape)
-        return exps / exps.sum(axis=1, keepdims=True)
-
-
 def scaler_mean_and_scale(scaler):
     # StandardScaler(with_mean=False) or (with_std=False) stores None for that part.
     n_features = scaler.n_features_in_
@@ -206,15 +317,52 @@ def probe_rows(pipeline, count=512, seed=0):
     return mean + scale * rng.normal(scale=3.0, size=(count, mean.shape[0]))
 
 
+def agrees(scorer, pipeline):
+    """Whether the scorer gives the pipeline's classes and probabilities (within 1e-9) on
+    probe points spread well beyond the training data."""
+    probe = probe_rows(pipeline)
+    fast, exact = scorer.rows(probe), pipeline.predict_proba(probe)
+    return (
+        np.allclose(fast, exact, rtol=0, atol=1e-9)
+        and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe))
+    )
+
+
+def unpickle(content, metadata):
+    """The pipeline in model.pkl's checked bytes, if it fits model.json."""
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    name = metadata["model_file"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            pipeline = safe_pickle.load(content, own_modules=metadata["modules"])
+    except safe_pickle.RefusedGlobal as err:
+        raise ModelError(f"{name}: {err}") from None
+    except InconsistentVersionWarning as warning:
+        raise ModelError(f"{name}: {warning}".replace("\n", " ")) from None
+    except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
+        raise ModelError(f"{name}: failed to load ({type(err).__name__}: {err})") from None
+    if not hasattr(pipeline, "predict_proba"):
+        raise ModelError(f"{name}: holds a {type(pipeline).__name__}, which has no predict_proba")
+    n_features = getattr(pipeline, "n_features_in_", None)  # a pipeline of one's own steps may not say
+    if n_features is not None and n_features != len(metadata["fields"]):
+        raise ModelError(f"{name}: expects {n_features} features, {METADATA_FILE} lists {len(metadata['fields'])} fields")
+    classes = [value.item() if hasattr(value, "item") else value for value in getattr(pipeline, "classes_", [])]
+    if classes != metadata["classes"]:
+        raise ModelError(f"{name}: its classes are {classes}, {METADATA_FILE} lists {metadata['classes']}")
+    return pipeline
+
+
 class LoadedModel:
     """model.json, and what scores rows: its scorer, or else the pipeline itself."""
 
-    def __init__(self, metadata, scorer, pickle_path, pickle_bytes):
+    def __init__(self, metadata, scorer, pickle_bytes):
         self.metadata = metadata
-        self.features = list(metadata["features"])
+        self.features = [field["name"] for field in metadata["fields"]]
         self.class_names = list(metadata["class_names"])
         self.scorer = scorer  # an AffineSoftmax, or None
-        self.pickle_path, self.pickle_bytes = pickle_path, pickle_bytes
+        self.pickle_name, self.pickle_bytes = metadata["model_file"], pickle_bytes
         self.pipeline = None  # unpickled by check()
         self.failure = None  # the ModelError a background check() raised, if it did
         self.checked_in_process = None
@@ -222,10 +370,10 @@ class LoadedModel:
 
     def check(self):
         """Unpickle model.pkl and check that the scorer gives the pipeline's answers."""
-        pipeline = unpickle(self.pickle_path, self.pickle_bytes, self.metadata)
+        pipeline = unpickle(self.pickle_bytes, self.metadata)
         if self.scorer is not None and not agrees(self.scorer, pipeline):
             raise ModelError(
-                f"{self.pickle_path}: its answers differ from the scorer in {METADATA_FILE}; "
+                f"{self.pickle_name}: its answers differ from the scorer in {METADATA_FILE}; "
                 "write both again with train.py"
             )
         self.pipeline = pipeline
@@ -251,7 +399,7 @@ class LoadedModel:
         except ModelError as err:
             self.failure = err
         except Exception as err:  # whatever went wrong, the scorer is not checked
-            self.failure = ModelError(f"{self.pickle_path}: check failed ({type(err).__name__}: {err})")
+            self.failure = ModelError(f"{self.pickle_name}: check failed ({type(err).__name__}: {err})")
         report(self.failure)
 
     def predict_proba(self, rows):
@@ -266,25 +414,13 @@ class LoadedModel:
         return self.pipeline.predict_proba(rows)
 
 
-def agrees(scorer, pipeline):
-    """Whether the scorer gives the pipeline's classes and probabilities (within 1e-9) on
-    probe points spread well beyond the training data."""
-    probe = probe_rows(pipeline)
-    fast, exact = scorer.rows(probe), pipeline.predict_proba(probe)
-    return (
-        np.allclose(fast, exact, rtol=0, atol=1e-9)
-        and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe))
-    )
-
-
 def load_model(folder, expected_sha256=None):
     """Read model.json and model.pkl, and check all that can be checked without scikit-learn.
-    `expected_sha256` overrides model.json's checksum of model.pkl."""
+    `expected_sha256` (MODEL_SHA256) is the SHA-256 model.pkl must have as well as model.json's."""
     metadata = read_metadata(folder)
-    path, content = read_pickle(metadata, folder, expected_sha256)
-    check_versions(metadata, path)
-    scorer = AffineSoftmax.from_metadata(metadata, Path(folder) / METADATA_FILE)
-    model = LoadedModel(metadata, scorer, path, content)
+    content = read_pickle(metadata, folder, expected_sha256)
+    check_versions(metadata)
+    model = LoadedModel(metadata, AffineSoftmax.from_metadata(metadata), content)
     if model.scorer is None:
         model.check()  # nothing can answer until the pipeline is unpickled
     return model

@@ -9,13 +9,21 @@ from validation import MAX_MAGNITUDE
 
 def description(metadata, limits):
     """GET's answer: the model, and an example of each request it takes."""
-    example = metadata["example"]
-    as_list = [example[name] for name in metadata["features"]]
+    fields, example, metrics = metadata["fields"], metadata["example"], metadata["metrics"]
+    as_list = [example[field["name"]] for field in fields]
     return {
-        "model": {key: metadata.get(key) for key in (
-            "features", "training_columns", "class_names", "pipeline", "training_accuracy",
-            "cv_accuracy", "versions", "model_sha256", "trained_at", "data",
-        )},
+        "model": {
+            "features": [field["name"] for field in fields],
+            "training_columns": [field["column"] for field in fields],
+            "class_names": metadata.get("class_names"),
+            "pipeline": metadata["pipeline"],
+            "training_accuracy": metrics.get("training_accuracy"),
+            "cv_accuracy": metrics.get("cv_accuracy"),
+            **{key: metadata[key] for key in ("versions", "model_sha256", "trained_at", "data", "name", "task")},
+            "fields": fields,
+            "classes": metadata.get("classes"),
+            "metrics": metrics,
+        },
         "requests": {
             "single": example,
             "batch": {"instances": [example, as_list]},
@@ -26,7 +34,7 @@ def description(metadata, limits):
 
 
 def openapi_document(metadata, bigquery_returns, max_instances):
-    features, classes = metadata["features"], metadata["class_names"]
+    features, classes = [field["name"] for field in metadata["fields"]], metadata["class_names"]
     example = metadata["example"]
     number = {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
 

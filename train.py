@@ -13,27 +13,18 @@ failed run leaves the previous model in place.
 """
 
 import argparse
-import datetime
-import hashlib
-import json
-import os
-import platform
 import re
 import sys
-import tempfile
 from pathlib import Path
 
-import joblib
 import numpy as np
-import scipy
-import sklearn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model_loader import affine_softmax, agrees
+from bundle_writer import model_name, write_bundle
 
 HERE = Path(__file__).resolve().parent
 CV_FOLDS = 5
@@ -67,6 +58,7 @@ def field_names(columns):
 def iris_data():
     iris = load_iris()
     return {
+        "name": "iris",
         "source": "iris (scikit-learn's bundled copy)",
         "columns": list(iris.feature_names),
         "X": iris.data,
@@ -108,6 +100,7 @@ def csv_data(path, target):
         raise DataError(f"{path}: {count} missing or non-finite values; first on lines {first}")
     labels, y = np.unique(table[target].astype(str).to_numpy(), return_inverse=True)
     return {
+        "name": model_name(path),
         "source": path.name,
         "columns": [str(c) for c in features.columns],
         "X": features.to_numpy(),
@@ -133,13 +126,8 @@ def make_pipeline():
     return Pipeline([("scaler", StandardScaler()), ("model", LogisticRegression())])
 
 
-def sha256_of(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def train(data, out_dir):
     """Fit, then write model.pkl and model.json into out_dir. Returns the metadata."""
-    out_dir = Path(out_dir)
     features = field_names(data["columns"])
     check_trainable(data)
     X, y = np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"])
@@ -149,46 +137,23 @@ def train(data, out_dir):
     # Fitted on a plain array, not a DataFrame, so serving needs no pandas.
     pipeline = make_pipeline().fit(X, y)
     training_accuracy = float(pipeline.score(X, y))
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir) as staging:
-        pickle_path = Path(staging) / "model.pkl"
-        joblib.dump(pipeline, pickle_path)
-        metadata = {
-            "model_file": "model.pkl",
-            "model_sha256": sha256_of(pickle_path),
-            "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "data": {"source": data["source"], "rows": int(X.shape[0]), "target": data["target"]},
-            "features": features,
-            "training_columns": data["columns"],
-            "class_names": data["class_names"],
-            "pipeline": [f"{name}: {type(step).__name__}" for name, step in pipeline.steps],
-            "training_accuracy": round(training_accuracy, 4),
-            "cv_accuracy": round(cv_accuracy, 4),
-            "example": dict(zip(features, (float(v) for v in X[0]))),
-            "feature_ranges": {
-                name: [float(low), float(high)]
-                for name, low, high in zip(features, X.min(axis=0), X.max(axis=0))
-            },
-            "versions": {
-                "python": platform.python_version(),
-                "scikit-learn": sklearn.__version__,
-                "numpy": np.__version__,
-                "scipy": scipy.__version__,
-                "joblib": joblib.__version__,
-            },
-        }
-        # The numbers the function answers with, until and unless it finds, unpickling
-        # model.pkl, that they no longer give the pipeline's answers. Only written once they do.
-        scorer = affine_softmax(pipeline)
-        if scorer is not None and agrees(scorer, pipeline):
-            metadata["scorer"] = scorer.as_json()
-        json_path = Path(staging) / "model.json"
-        json_path.write_text(json.dumps(metadata, indent=2) + "\n")
-        # Replace the old pair only now that both new files are complete.
-        os.replace(pickle_path, out_dir / "model.pkl")
-        os.replace(json_path, out_dir / "model.json")
-    return metadata
+    fields = [
+        {"name": name, "column": column, "type": "number", "nullable": False, "range": [float(low), float(high)]}
+        for name, column, low, high in zip(features, data["columns"], X.min(axis=0), X.max(axis=0))
+    ]
+    return write_bundle(pipeline, {
+        "name": data["name"],
+        "task": "classification",
+        "data": {"source": data["source"], "rows": int(X.shape[0]), "target": data["target"]},
+        "fields": fields,
+        "input": "array",
+        "classes": [int(label) for label in pipeline.classes_],
+        "class_names": data["class_names"],
+        "pipeline": [f"{name}: {type(step).__name__}" for name, step in pipeline.steps],
+        "metrics": {"training_accuracy": round(training_accuracy, 4), "cv_accuracy": round(cv_accuracy, 4)},
+        "example": dict(zip(features, (float(v) for v in X[0]))),
+        "modules": [],
+    }, out_dir)
 
 
 def main(argv=None):
@@ -208,10 +173,10 @@ def main(argv=None):
         return 1
     print(
         f"trained on {metadata['data']['source']}: {metadata['data']['rows']} rows, "
-        f"{len(metadata['features'])} features ({', '.join(metadata['features'])}), "
+        f"{len(metadata['fields'])} features ({', '.join(field['name'] for field in metadata['fields'])}), "
         f"{len(metadata['class_names'])} classes ({', '.join(metadata['class_names'])})\n"
-        f"training accuracy {metadata['training_accuracy']:.4f}, "
-        f"{CV_FOLDS}-fold cross-validated accuracy {metadata['cv_accuracy']:.4f}\n"
+        f"training accuracy {metadata['metrics']['training_accuracy']:.4f}, "
+        f"{CV_FOLDS}-fold cross-validated accuracy {metadata['metrics']['cv_accuracy']:.4f}\n"
         f"wrote {Path(args.out) / 'model.pkl'} (sha256 {metadata['model_sha256'][:12]}...) "
         f"and {Path(args.out) / 'model.json'}"
     )

@@ -43,7 +43,7 @@ def check_answers(url, metadata):
     expect(abs(sum(answer["probabilities"].values()) - 1) < 1e-9, "... probabilities add up to 1")
 
     # As `curl -d` sends it: form-encoded Content-Type, JSON body.
-    status, _, body = call(url, json.dumps(dict(zip(metadata["features"], VIRGINICA))).encode())
+    status, _, body = call(url, json.dumps(dict(zip((field["name"] for field in metadata["fields"]), VIRGINICA))).encode())
     expect(status == 200 and json.loads(body)["class_name"] == "virginica", "curl -d style body: virginica")
 
     status, _, body = call(url, {"instances": [TUTORIAL_ROW, VIRGINICA]})

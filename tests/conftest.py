@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import orjson
 import pytest
 from sklearn.datasets import load_iris
 
+from model_loader import metadata_digest
 from localserver import TUTORIAL_ROW, LocalServer, free_port  # noqa: F401 (shared with the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +23,14 @@ def is_compact_json(text):
     """Whether the text is JSON as the function writes it: no spaces between items, keys in
     the order written, and a newline at the end (what orjson writes of what json reads in it)."""
     return text == orjson.dumps(json.loads(text)).decode() + "\n"
+
+
+def field_names(metadata):
+    return [field["name"] for field in metadata["fields"]]
+
+
+def columns(metadata):
+    return [field["column"] for field in metadata["fields"]]
 
 
 def Server(source, env=None):
@@ -66,3 +76,37 @@ def pipeline():
 def server():
     with Server(ROOT / "main.py").wait_ready() as running:
         yield running
+
+
+# A bundle of one's own, to break: model.pkl and model.json copied into a folder of the test's.
+
+@pytest.fixture
+def bundle(tmp_path):
+    for name in ("model.pkl", "model.json"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def read(bundle):
+    return json.loads((bundle / "model.json").read_text())
+
+
+def edit_by_hand(bundle, **changes):
+    """model.json changed as a person with an editor would: its own SHA-256 left as it was."""
+    (bundle / "model.json").write_text(json.dumps({**read(bundle), **changes}))
+
+
+def rewrite(bundle, **changes):
+    """model.json changed and its SHA-256 written again, as a careless tool would: what the
+    function then finds, it finds in the content itself."""
+    metadata = {key: value for key, value in {**read(bundle), **changes}.items() if value is not None}
+    metadata["metadata_sha256"] = metadata_digest(metadata)
+    (bundle / "model.json").write_text(json.dumps(metadata))
+    return metadata
+
+
+@pytest.fixture
+def served_bundle(bundle):
+    for name in SERVED_FILES:
+        shutil.copy(ROOT / name, bundle)
+    return bundle

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from conftest import TUTORIAL_ROW
+from conftest import TUTORIAL_ROW, field_names
 
 AS_LIST = list(TUTORIAL_ROW.values())
 
 
 def test_each_prediction_is_the_single_row_answer(client, iris, metadata):
-    rows = [dict(zip(metadata["features"], row)) for row in iris.data[::10].tolist()]
+    rows = [dict(zip(field_names(metadata), row)) for row in iris.data[::10].tolist()]
     predictions = client.post("/", json={"instances": rows}).get_json()["predictions"]
     assert predictions == [client.post("/", json=row).get_json() for row in rows]
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import ROOT, TUTORIAL_ROW, Server
+from conftest import ROOT, Server, TUTORIAL_ROW, columns, field_names, rewrite
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Headless as root, and no calls home: this machine's network is closed.
@@ -46,10 +46,10 @@ def open_page(page, url):
 
 def test_page_predicts(page, server, metadata, tmp_path):
     requested = open_page(page, server.url)
-    for i, name in enumerate(metadata["features"]):
+    for i, name in enumerate(field_names(metadata)):
         field = page.get_by_label(name)
         expect(field).to_have_value(str(TUTORIAL_ROW[name]))
-        expect(page.locator(f"label[for={name}]")).to_contain_text(metadata["training_columns"][i])
+        expect(page.locator(f"label[for={name}]")).to_contain_text(columns(metadata)[i])
     page.get_by_role("button", name="Predict").click()
     expect(page.locator("#class-name")).to_have_text("setosa")
     expect(page.locator(".bar")).to_have_count(3)
@@ -117,3 +117,14 @@ def test_fetch_from_another_origin(page, other_site, allowed, expected):
         assert page.evaluate(FETCH, function.url) == expected
     finally:
         function.stop()
+
+
+def test_page_says_why_when_the_model_failed_its_check(page, served_bundle, metadata):
+    rewrite(served_bundle, scorer={**metadata["scorer"], "bias": [-b for b in metadata["scorer"]["bias"]]})
+    with Server(served_bundle / "main.py").wait_ready() as function:  # its first request starts the check
+        function.log_lines(lambda line: line["message"].startswith("cannot serve"))
+        page.goto(function.url)
+        expect(page.locator("#intro")).to_have_text(
+            "Could not load the model's description: the model failed its check when this instance started: "
+            "model.pkl: its answers differ from the scorer in model.json; write both again with train.py"
+        )

@@ -11,7 +11,7 @@ import pytest
 import sklearn.base
 
 from conftest import ARCHIVE_FILES, ROOT
-from model_loader import ModelError, load_model
+from model_loader import ModelError, load_model, metadata_digest
 
 
 def make_deploy(**env):
@@ -53,7 +53,10 @@ def test_pickle_from_another_scikit_learn_is_refused(tmp_path, pipeline, metadat
         patch.setattr(sklearn.base, "__version__", "1.2.2")  # recorded in the pickle as its maker
         joblib.dump(pipeline, tmp_path / "model.pkl")
     content = (tmp_path / "model.pkl").read_bytes()
-    (tmp_path / "model.json").write_text(json.dumps({**metadata, "model_sha256": hashlib.sha256(content).hexdigest()}))
+    changed = {**metadata, "model_sha256": hashlib.sha256(content).hexdigest()}
+    changed["scorer"] = {**metadata["scorer"], "pickle_sha256": changed["model_sha256"]}
+    changed["metadata_sha256"] = metadata_digest(changed)
+    (tmp_path / "model.json").write_text(json.dumps(changed))
     model = load_model(tmp_path)  # the scorer answers until the background check unpickles it
     with pytest.raises(ModelError, match="from version 1.2.2 when using version"):
         model.check()

@@ -1,17 +1,18 @@
 """GET: what the deployed model is, and how to call it."""
 
+from conftest import field_names
 
 def test_get_describes_the_model(client, metadata):
     response = client.get("/")
     assert response.status_code == 200
     assert response.content_type == "application/json"
     model = response.get_json()["model"]
-    assert model["features"] == metadata["features"]
+    assert model["features"] == field_names(metadata)
     assert model["class_names"] == ["setosa", "versicolor", "virginica"]
     assert model["pipeline"] == ["scaler: StandardScaler", "model: LogisticRegression"]
     assert model["model_sha256"] == metadata["model_sha256"]
     assert model["versions"] == metadata["versions"]
-    assert model["training_accuracy"] == metadata["training_accuracy"]
+    assert model["training_accuracy"] == metadata["metrics"]["training_accuracy"]
     assert model["trained_at"] == metadata["trained_at"]
 
 

@@ -1,8 +1,9 @@
-"""model.pkl and model.json: what train.py makes, and what the loader refuses."""
+"""model.pkl and model.json: what train.py makes, and every bundle the function refuses to serve."""
 
 import hashlib
 import json
-import math
+import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -12,10 +13,14 @@ import joblib
 import numpy as np
 import pytest
 import requests
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 import train
-from conftest import ROOT, SERVED_FILES, TUTORIAL_ROW, Server
-from model_loader import ModelError, affine_softmax, load_model
+from conftest import FUNCTIONS_FRAMEWORK, ROOT, TUTORIAL_ROW, Server, columns, edit_by_hand, field_names, rewrite
+from model_loader import ModelError, affine_softmax, load_model, metadata_digest
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,7 @@ def retrained(tmp_path_factory):
 
 
 def without_time(metadata):
-    return {key: value for key, value in metadata.items() if key != "trained_at"}
+    return {key: value for key, value in metadata.items() if key not in ("trained_at", "metadata_sha256")}
 
 
 def test_committed_model_is_what_train_py_makes_today(retrained, metadata):
@@ -42,12 +47,15 @@ def test_two_trainings_predict_the_same(retrained, tmp_path, iris):
 
 
 def test_metadata_says_what_serving_needs(metadata, iris):
-    assert metadata["features"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-    assert metadata["training_columns"] == iris.feature_names
+    assert field_names(metadata) == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert columns(metadata) == iris.feature_names
+    assert metadata["classes"] == [0, 1, 2]
     assert metadata["class_names"] == ["setosa", "versicolor", "virginica"]
     assert metadata["example"] == TUTORIAL_ROW
-    assert 0.9 < metadata["training_accuracy"] <= 1
+    assert 0.9 < metadata["metrics"]["training_accuracy"] <= 1
     assert metadata["model_sha256"] == hashlib.sha256((ROOT / "model.pkl").read_bytes()).hexdigest()
+    assert metadata["scorer"]["pickle_sha256"] == metadata["model_sha256"]
+    assert metadata["metadata_sha256"] == metadata_digest(metadata)
     assert set(metadata["versions"]) == {"python", "scikit-learn", "numpy", "scipy", "joblib"}
 
 
@@ -71,28 +79,9 @@ def test_field_names_come_from_column_names():
         train.field_names(["a b", "A-B"])
 
 
-# The loader refuses any model it can't trust, with one line naming the file and the cause:
-# at once what it can check without scikit-learn, the rest when check() unpickles model.pkl.
-
-@pytest.fixture
-def bundle(tmp_path):
-    for name in ("model.pkl", "model.json"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    return tmp_path
-
-
-def edit_metadata(bundle, **changes):
-    metadata = json.loads((bundle / "model.json").read_text())
-    metadata.update(changes)
-    (bundle / "model.json").write_text(json.dumps(metadata))
-    return metadata
-
-
-def without_scorer(bundle):
-    metadata = json.loads((bundle / "model.json").read_text())
-    del metadata["scorer"]
-    (bundle / "model.json").write_text(json.dumps(metadata))
-
+# The loader refuses any bundle that doesn't hold together, with one line naming the file and
+# the cause: before the first answer all that can be checked without scikit-learn, the rest when
+# check() unpickles model.pkl.
 
 def one_line(caught):
     message = str(caught.value)
@@ -147,104 +136,214 @@ def test_scorer_is_what_train_py_computed_from_the_pipeline(bundle, pipeline):
     assert scorer.bias.tolist() == computed.bias.tolist()
 
 
-def test_missing_model_file(bundle):
+def test_missing_files(bundle):
     (bundle / "model.pkl").unlink()
-    assert refusal(bundle) == f"{bundle / 'model.pkl'}: not found"
-
-
-def test_missing_metadata(bundle):
+    assert refusal(bundle) == "model.pkl: not found"
     (bundle / "model.json").unlink()
-    assert refusal(bundle) == f"{bundle / 'model.json'}: not found"
+    assert refusal(bundle) == "model.json: not found"
 
 
 def test_unreadable_metadata(bundle):
     (bundle / "model.json").write_text("{not json")
-    assert refusal(bundle).startswith(f"{bundle / 'model.json'}: unreadable")
+    assert refusal(bundle).startswith("model.json: unreadable")
 
 
-def test_checksum_mismatch_refuses_before_unpickling(bundle, monkeypatch):
-    monkeypatch.setattr(joblib, "load", lambda *a: pytest.fail("unpickled a file with a wrong checksum"))
-    with open(bundle / "model.pkl", "ab") as f:
-        f.write(b"tampered")
-    message = refusal(bundle)
-    assert message.startswith(f"{bundle / 'model.pkl'}: SHA-256 is ")
-    assert "refusing to unpickle it" in message
+def test_an_edit_by_hand_is_found_before_the_first_answer(bundle, metadata):
+    reversed_bias = [-value for value in metadata["scorer"]["bias"]]
+    edit_by_hand(bundle, scorer={**metadata["scorer"], "bias": reversed_bias})
+    assert refusal(bundle) == (
+        "model.json: its content does not match its metadata_sha256 (edited by hand?); "
+        "write it again with train.py or make package"
+    )
 
 
-def test_environment_checksum_overrides_metadata(bundle):
-    message = refusal(bundle, expected_sha256="0" * 64)
-    assert f"expected {'0' * 64}" in message
+@pytest.mark.parametrize("changes, message", [
+    ({"fields": "sepal_length"}, "fields must be a list"),
+    ({"fields": []}, "fields must be a non-empty list"),
+    ({"task": "clustering"}, "task must be classification or regression"),
+    ({"model_file": "../model.pkl"}, "model_file must be a file name in the bundle's folder"),
+    ({"class_names": "abc"}, "class_names must be 3 strings, one per class"),
+    ({"class_names": ["setosa", "setosa", "virginica"]}, "class_names repeats a name"),
+    ({"classes": [0, 0, 2]}, "classes repeats a label"),
+    ({"classes": [0, "1", 2]}, "classes must list two or more labels, all integers, all strings or all booleans"),
+    ({"example": {"sepal_length": 5.1}}, "example must hold every field, and nothing else"),
+    ({"example": {**TUTORIAL_ROW, "petal_width": "0.2"}}, "example's petal_width is not a number"),
+    ({"versions": {"numpy": "2.4.6"}}, "versions must name the scikit-learn that made the pickle"),
+    ({"metrics": {"cv_accuracy": "high"}}, "metrics must all be numbers"),
+    ({"modules": ["os"]}, "modules lists 'os', which is not a module file in the bundle"),
+    ({"colour": "blue"}, "unknown keys: colour"),
+])
+def test_model_json_is_checked_as_a_whole(bundle, changes, message):
+    rewrite(bundle, **changes)
+    assert refusal(bundle) == f"model.json: {message}"
 
 
-def test_pickle_that_fails_to_load(bundle):
-    garbage = b"this is not a pickle"
-    (bundle / "model.pkl").write_bytes(garbage)
-    edit_metadata(bundle, model_sha256=hashlib.sha256(garbage).hexdigest())
-    assert check_refusal(bundle).startswith(f"{bundle / 'model.pkl'}: failed to load")
-    without_scorer(bundle)
-    assert refusal(bundle).startswith(f"{bundle / 'model.pkl'}: failed to load")
+def test_fields_must_be_unique_and_well_formed(bundle, metadata):
+    fields = metadata["fields"]
+    repeated = [fields[0], {**fields[1], "name": "sepal_length"}, *fields[2:]]
+    rewrite(bundle, fields=repeated)
+    assert refusal(bundle) == "model.json: fields repeat the name 'sepal_length'"
+    rewrite(bundle, fields=[{**fields[0], "type": "float"}, *fields[1:]])
+    assert refusal(bundle) == "model.json: fields[0].type must be one of number, integer, string, boolean"
+    rewrite(bundle, fields=[{**fields[0], "range": [5, 1]}, *fields[1:]])
+    assert refusal(bundle) == "model.json: fields[0].range must be [low, high], two numbers, for a number field"
+    rewrite(bundle, fields=[{**fields[0], "column": fields[1]["name"]}, *fields[1:]])
+    assert refusal(bundle) == "model.json: field 'sepal_width' is also the column of field 'sepal_length'"
+
+
+def test_a_scorer_that_does_not_fit_the_fields(bundle, metadata):
+    rewrite(bundle, scorer={**metadata["scorer"], "weights": metadata["scorer"]["weights"][:3]})
+    assert refusal(bundle) == (
+        "model.json: scorer has weights (3, 3) and bias (3,), but there are 4 fields and 3 classes"
+    )
+    rewrite(bundle, scorer={**metadata["scorer"], "weights": "four rows"})
+    assert refusal(bundle).startswith("model.json: scorer is malformed")
+
+
+def test_a_scorer_made_from_another_pickle_is_refused(bundle, metadata):
+    rewrite(bundle, scorer={**metadata["scorer"], "pickle_sha256": "0" * 64})
+    assert refusal(bundle) == "model.json: scorer was made from another model.pkl; write both again with train.py"
+
+
+def test_a_scorer_edited_and_signed_again_is_refused_by_the_background_check(bundle, metadata):
+    reversed_bias = [-value for value in metadata["scorer"]["bias"]]
+    rewrite(bundle, scorer={**metadata["scorer"], "bias": reversed_bias})
+    assert check_refusal(bundle) == (
+        "model.pkl: its answers differ from the scorer in model.json; write both again with train.py"
+    )
+
+
+def notebook_pickle(path):
+    """The tutorial's notebook pipeline, as joblib.dump writes it: the iris DataFrame, C=0.05."""
+    iris = load_iris(as_frame=True)
+    pipeline = Pipeline([("scaler", StandardScaler()), ("model", LogisticRegression(C=0.05))])
+    with open(path, "wb") as f:
+        joblib.dump(pipeline.fit(iris.data, iris.target), f)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_notebook_pickle_copied_in_with_its_own_model_sha256_is_refused(bundle, metadata):
+    new_sha256 = notebook_pickle(bundle / "model.pkl")
+    assert refusal(bundle, expected_sha256=new_sha256) == (
+        f"model.pkl: its SHA-256 is {new_sha256}, but model.json describes a model.pkl whose SHA-256 is "
+        f"{metadata['model_sha256']}; write both again with train.py, or describe this one with make package"
+    )
+
+
+def test_model_sha256_pointing_elsewhere_is_refused(bundle, metadata):
+    assert refusal(bundle, expected_sha256="0" * 64) == (
+        f"MODEL_SHA256: model.pkl's SHA-256 is {metadata['model_sha256']}, not {'0' * 64}"
+    )
+
+
+def with_pickle(bundle, obj, dump=joblib.dump):
+    """model.pkl replaced by `obj` pickled, and model.json rewritten to match it, with no scorer."""
+    with open(bundle / "model.pkl", "wb") as f:
+        dump(obj, f)
+    return rewrite(bundle, model_sha256=hashlib.sha256((bundle / "model.pkl").read_bytes()).hexdigest(), scorer=None)
+
+
+class WritesAFile:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.path}",)
+
+
+@pytest.mark.parametrize("dump", [joblib.dump, pickle.dump], ids=["joblib", "pickle"])
+def test_a_pickle_that_runs_code_on_load_is_refused_before_it_runs(bundle, tmp_path, dump):
+    written = tmp_path / "written-on-load"
+    with_pickle(bundle, {"pipeline": WritesAFile(written)}, dump)
+    assert refusal(bundle) == f"model.pkl: it asks to load {os.system.__module__}.system, which is not allowed"
+    assert not written.exists()
+
+
+def test_a_pickle_of_something_else_is_refused(bundle):
+    with_pickle(bundle, {"not": "a pipeline"})
+    assert refusal(bundle) == "model.pkl: holds a dict, which has no predict_proba"
+    (bundle / "model.pkl").write_bytes(b"this is not a pickle")
+    rewrite(bundle, model_sha256=hashlib.sha256(b"this is not a pickle").hexdigest())
+    assert refusal(bundle).startswith("model.pkl: failed to load (UnpicklingError: not a pickle of protocol 2")
+
+
+def test_a_pipeline_that_does_not_fit_model_json_is_refused(bundle, pipeline, metadata):
+    with_pickle(bundle, pipeline)
+    rewrite(bundle, classes=[1, 2, 3])
+    assert refusal(bundle) == "model.pkl: its classes are [0, 1, 2], model.json lists [1, 2, 3]"
+
+
+CUSTOM_MODULE = '''
+from sklearn.base import BaseEstimator, TransformerMixin
+
+
+class Doubler(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X * 2
+'''
+
+
+def test_a_custom_transformer_loads_when_model_json_lists_its_module(bundle, iris, monkeypatch):
+    (bundle / "iris_steps.py").write_text(CUSTOM_MODULE)
+    monkeypatch.syspath_prepend(str(bundle))
+    from iris_steps import Doubler
+
+    fitted = Pipeline([("double", Doubler()), ("model", LogisticRegression(max_iter=500))]).fit(iris.data, iris.target)
+    with_pickle(bundle, fitted)
+    assert refusal(bundle) == "model.pkl: it asks to load iris_steps.Doubler, which is not allowed"
+    rewrite(bundle, modules=["iris_steps"])
+    assert np.array_equal(load_model(bundle).predict_proba(iris.data), fitted.predict_proba(iris.data))
 
 
 def test_other_scikit_learn_version_is_refused(bundle, metadata):
-    edit_metadata(bundle, versions={**metadata["versions"], "scikit-learn": "1.2.2"})
-    message = refusal(bundle)
-    assert "made with scikit-learn 1.2.2" in message
-    assert f"scikit-learn {metadata['versions']['scikit-learn']} is installed" in message
+    rewrite(bundle, versions={**metadata["versions"], "scikit-learn": "1.2.2"})
+    assert refusal(bundle) == (
+        f"model.pkl: made with scikit-learn 1.2.2, but scikit-learn {metadata['versions']['scikit-learn']} "
+        "is installed; install the version it was made with, or retrain"
+    )
 
 
 def test_other_numpy_major_version_is_refused(bundle, metadata):
-    edit_metadata(bundle, versions={**metadata["versions"], "numpy": "1.26.4"})
-    assert "made with numpy 1.26.4" in refusal(bundle)
+    rewrite(bundle, versions={**metadata["versions"], "numpy": "1.26.4"})
+    assert refusal(bundle).startswith("model.pkl: made with numpy 1.26.4, but numpy")
 
 
-def test_scorer_that_does_not_fit_the_metadata(bundle):
-    edit_metadata(bundle, features=["a", "b", "c"])
-    assert "scorer has weights (4, 3) and bias (3,), but there are 3 features and 3 classes" in refusal(bundle)
-
-
-def test_malformed_scorer(bundle, metadata):
-    edit_metadata(bundle, scorer={**metadata["scorer"], "weights": "four rows"})
-    assert refusal(bundle).startswith(f"{bundle / 'model.json'}: scorer is malformed")
-    edit_metadata(bundle, scorer={"bias": metadata["scorer"]["bias"]})
-    assert refusal(bundle).startswith(f"{bundle / 'model.json'}: scorer is malformed")
-    weights = [row[:] for row in metadata["scorer"]["weights"]]
-    weights[1][2] = math.inf
-    edit_metadata(bundle, scorer={**metadata["scorer"], "weights": weights})
-    assert refusal(bundle) == f"{bundle / 'model.json'}: scorer holds a number that is not finite"
-
-
-def nudge_scorer(bundle, metadata):
-    """One of model.json's scorer weights moved by 1e-6: enough to move probabilities by more
-    than 1e-9, so that the scorer no longer gives model.pkl's answers."""
-    weights = [row[:] for row in metadata["scorer"]["weights"]]
-    weights[3][2] += 1e-6
-    edit_metadata(bundle, scorer={**metadata["scorer"], "weights": weights})
-
-
-def test_scorer_that_differs_from_the_pickle(bundle, metadata):
-    nudge_scorer(bundle, metadata)
-    assert check_refusal(bundle) == (
-        f"{bundle / 'model.pkl'}: its answers differ from the scorer in model.json; write both again with train.py"
+def start(folder, env=None):
+    """functions-framework started on a bundle's folder, left to run for up to a minute."""
+    return subprocess.run(
+        [str(FUNCTIONS_FRAMEWORK), "--target", "predict", "--source", str(folder / "main.py"), "--port", "0"],
+        capture_output=True, text=True, timeout=60, cwd=folder, env={**os.environ, **(env or {})},
     )
 
 
-def test_pickle_that_does_not_fit_the_metadata(bundle):
-    without_scorer(bundle)
-    edit_metadata(bundle, features=["a", "b", "c"])
-    assert "expects 4 features, model.json lists 3" in refusal(bundle)
-
-
-def test_function_refuses_to_start_on_a_bad_model(bundle):
-    for name in SERVED_FILES:
-        shutil.copy(ROOT / name, bundle)
-    (bundle / "model.pkl").write_bytes(b"tampered")
-    result = subprocess.run(
-        [sys.executable, "-m", "functions_framework", "--target", "predict", "--source", str(bundle / "main.py"),
-         "--port", "0"],
-        capture_output=True, text=True, timeout=60, cwd=bundle,
-    )
+@pytest.mark.parametrize("env, line", [
+    ({"MAX_BODY_BYTES": "abc"}, "cannot serve: MAX_BODY_BYTES: 'abc' is not a whole number of 1 or more"),
+    ({"MAX_BODY_BYTES": "-1"}, "cannot serve: MAX_BODY_BYTES: '-1' is not a whole number of 1 or more"),
+    ({"MAX_INSTANCES": "0"}, "cannot serve: MAX_INSTANCES: '0' is not a whole number of 1 or more"),
+    ({"ALLOWED_ORIGINS": "shop.example.com"},
+     "cannot serve: ALLOWED_ORIGINS: 'shop.example.com' is not an origin (scheme://host[:port], with no path) or *"),
+    ({"MODEL_SHA256": "abc"}, "cannot serve: MODEL_SHA256: 'abc' is not a SHA-256 (64 hex digits)"),
+])
+def test_a_bad_setting_stops_the_instance_with_one_line(served_bundle, env, line):
+    result = start(served_bundle, env)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1].startswith(f"cannot serve: {bundle / 'model.pkl'}: SHA-256 is ")
+    assert result.stderr.strip().splitlines() == [line]
+
+
+def test_a_bad_bundle_stops_the_instance_with_one_line(served_bundle):
+    (served_bundle / "page.html").unlink()
+    result = start(served_bundle)
+    assert result.returncode != 0 and result.stderr.strip().splitlines() == ["cannot serve: page.html: not found"]
+    shutil.copy(ROOT / "page.html", served_bundle)
+    edit_by_hand(served_bundle, class_names=["a", "b", "c"])
+    result = start(served_bundle)
+    assert result.stderr.strip().splitlines() == [
+        "cannot serve: model.json: its content does not match its metadata_sha256 (edited by hand?); "
+        "write it again with train.py or make package"
+    ]
 
 
 def test_served_function_checks_its_model_in_the_background(server):
@@ -254,24 +353,19 @@ def test_served_function_checks_its_model_in_the_background(server):
     assert requests.post(server.url, json=TUTORIAL_ROW).json()["predicted_class"] == 0
 
 
-def test_function_that_fails_its_check_stops_answering(bundle, metadata):
-    for name in SERVED_FILES:
-        shutil.copy(ROOT / name, bundle)
-    nudge_scorer(bundle, metadata)
-    server = Server(bundle / "main.py").wait_ready()  # its GET starts the check
-    try:
+def test_function_that_fails_its_check_stops_answering_and_says_why(served_bundle, metadata):
+    reversed_bias = [-value for value in metadata["scorer"]["bias"]]
+    rewrite(served_bundle, scorer={**metadata["scorer"], "bias": reversed_bias})
+    cause = "model.pkl: its answers differ from the scorer in model.json; write both again with train.py"
+    with Server(served_bundle / "main.py").wait_ready() as server:  # its first request starts the check
         [line] = server.log_lines(lambda line: line["message"].startswith("cannot serve"))
-        assert line["severity"] == "ERROR"
-        assert line["message"].endswith("its answers differ from the scorer in model.json; write both again with train.py")
-        single = requests.post(server.url, json=TUTORIAL_ROW)
-        assert single.status_code == 503
-        assert single.json() == {"error": "the model failed its check when this instance started", "field": None}
-        batch = requests.post(server.url, json={"instances": [TUTORIAL_ROW]})
-        assert batch.status_code == 503
+        assert line == {"severity": "ERROR", "message": f"cannot serve: {cause}"}
+        failed = {"error": "the model failed its check when this instance started", "field": None, "cause": cause}
+        for response in (requests.post(server.url, json=TUTORIAL_ROW),
+                         requests.post(server.url, json={"instances": [TUTORIAL_ROW]}),
+                         requests.get(server.url)):
+            assert (response.status_code, response.json(), response.headers["Retry-After"]) == (503, failed, "60")
         bigquery = requests.post(server.url, json={"calls": [list(TUTORIAL_ROW.values())]})
         assert (bigquery.status_code, bigquery.json()) == (
-            503, {"errorMessage": "the model failed its check when this instance started"}
+            503, {"errorMessage": f"the model failed its check when this instance started ({cause})"}
         )
-        assert requests.get(server.url).status_code == 200  # it still says what it is
-    finally:
-        server.stop()

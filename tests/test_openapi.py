@@ -7,7 +7,7 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from conftest import ROOT, TUTORIAL_ROW
+from conftest import ROOT, TUTORIAL_ROW, field_names
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
@@ -24,8 +24,8 @@ def test_served_at_openapi_json_and_query(client):
 
 def test_fields_and_classes_come_from_the_metadata(client, metadata):
     schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
-    assert list(schemas["Row"]["properties"]) == metadata["features"]
-    assert schemas["Row"]["required"] == metadata["features"]
+    assert list(schemas["Row"]["properties"]) == field_names(metadata)
+    assert schemas["Row"]["required"] == field_names(metadata)
     assert schemas["Answer"]["properties"]["class_name"]["enum"] == metadata["class_names"]
     assert list(schemas["Answer"]["properties"]["probabilities"]["properties"]) == metadata["class_names"]
 

@@ -13,7 +13,7 @@ import requests
 from sklearn.datasets import load_iris, load_wine
 
 import train
-from conftest import ROOT, SERVED_FILES, Server, is_compact_json
+from conftest import ROOT, SERVED_FILES, Server, columns, field_names, is_compact_json
 
 
 
@@ -62,12 +62,11 @@ def test_summary_is_printed(wine_bundle):
 def test_metadata_follows_the_csv(wine_bundle, wine_csv):
     folder, _ = wine_bundle
     metadata = json.loads((folder / "model.json").read_text())
-    columns = list(pd.read_csv(wine_csv).columns[:-1])
-    assert metadata["training_columns"] == columns
-    assert metadata["features"][:2] == ["alcohol", "malic_acid"]
-    assert "od280_od315_of_diluted_wines" in metadata["features"]
+    assert columns(metadata) == list(pd.read_csv(wine_csv).columns[:-1])
+    assert field_names(metadata)[:2] == ["alcohol", "malic_acid"]
+    assert "od280_od315_of_diluted_wines" in field_names(metadata)
     assert metadata["class_names"] == ["cultivar 0", "cultivar 1", "cultivar 2"]
-    assert 0.9 < metadata["cv_accuracy"] <= 1
+    assert 0.9 < metadata["metrics"]["cv_accuracy"] <= 1
     assert metadata["model_sha256"] == hashlib.sha256((folder / "model.pkl").read_bytes()).hexdigest()
 
 
@@ -82,7 +81,7 @@ def test_served_wine_model_matches_a_pipeline_fitted_directly(wine_bundle, wine_
     server = Server(folder / "main.py").wait_ready()
     try:
         description = requests.get(server.url).json()
-        single = requests.post(server.url, json=dict(zip(metadata["features"], X[0].tolist()))).json()
+        single = requests.post(server.url, json=dict(zip(field_names(metadata), X[0].tolist()))).json()
         batch = requests.post(server.url, json={"instances": X.tolist()}).json()["predictions"]
         bigquery = requests.post(server.url, json={"calls": X[:5].tolist()}).json()
         missing = requests.post(server.url, json={"alcohol": 13.2}).json()
@@ -90,14 +89,14 @@ def test_served_wine_model_matches_a_pipeline_fitted_directly(wine_bundle, wine_
         openapi = requests.get(server.url + "openapi.json").json()
     finally:
         server.stop()
-    assert description["model"]["features"] == metadata["features"]
+    assert description["model"]["features"] == field_names(metadata)
     assert single["class_name"] == "cultivar 0"
     assert [p["predicted_class"] for p in batch] == direct.predict(X).tolist()
     assert np.allclose([list(p["probabilities"].values()) for p in batch], direct.predict_proba(X), rtol=0, atol=1e-12)
     assert bigquery == {"replies": [metadata["class_names"][c] for c in direct.predict(X[:5])]}
     assert missing == {"error": "malic_acid is missing", "field": "malic_acid"}
     assert page.status_code == 200 and "<form" in page.text
-    assert list(openapi["components"]["schemas"]["Row"]["properties"]) == metadata["features"]
+    assert list(openapi["components"]["schemas"]["Row"]["properties"]) == field_names(metadata)
 
 
 def test_class_names_that_need_escaping_in_json(tmp_path, committed_model):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import TUTORIAL_ROW, is_compact_json
+from conftest import TUTORIAL_ROW, field_names, is_compact_json
 
 
 def test_tutorial_request_gets_json_answer(client):
@@ -40,7 +40,7 @@ def test_every_iris_row_gets_what_the_pipeline_gives(client, iris, pipeline, met
     expected_classes = pipeline.predict(iris.data)
     expected_probabilities = pipeline.predict_proba(iris.data)
     for row, expected_class, expected_probability in zip(iris.data, expected_classes, expected_probabilities):
-        body = dict(zip(metadata["features"], row.tolist()))
+        body = dict(zip(field_names(metadata), row.tolist()))
         answer = client.post("/", json=body).get_json()
         assert answer["predicted_class"] == expected_class
         assert answer["class_name"] == metadata["class_names"][expected_class]
