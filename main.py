@@ -24,7 +24,7 @@ from typing import NamedTuple
 import functions_framework
 import orjson
 
-from formats import BIGQUERY_RETURNS, Single, request_format
+from formats import Single, bigquery_returns, request_format
 from model_loader import ModelError, load_model
 from openapi import description, openapi_document
 from settings import SettingError, read_settings
@@ -55,7 +55,7 @@ RETRY_AFTER = {"Retry-After": "60"}  # seconds: this instance will not recover, 
 # GET's answers never change while the instance lives: built once, here.
 LIMITS = {"max_body_bytes": MAX_BODY_BYTES, "max_instances": MAX_INSTANCES}
 DESCRIPTION = orjson.dumps(description(MODEL.metadata, LIMITS), option=orjson.OPT_INDENT_2)
-OPENAPI = orjson.dumps(openapi_document(MODEL.metadata, BIGQUERY_RETURNS, MAX_INSTANCES), option=orjson.OPT_INDENT_2)
+OPENAPI = orjson.dumps(openapi_document(MODEL.metadata, bigquery_returns(MODEL), MAX_INSTANCES), option=orjson.OPT_INDENT_2)
 PAGE = (HERE / "page.html").read_bytes()
 JSON_TYPE = {"Content-Type": "application/json"}
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
@@ -124,12 +124,12 @@ def post(data):
     answers = request_format(body)
     try:
         request = answers(body, MODEL, MAX_INSTANCES)  # checks every row
-        probabilities = MODEL.predict_proba(request.rows).tolist()
+        labels, probabilities = MODEL.predict(request.rows, request.where)
     except InputError as err:
         return json_answer(answers.error(err.message, err.field), err.status)
     except ModelError:  # model.pkl failed the background check: see report_model_check
         return failed_check_answer(answers)
-    return json_answer(request.answer(probabilities), rows=len(request.rows))
+    return json_answer(request.answer(labels, probabilities), rows=len(request.rows))
 
 
 def wants_html(request):

@@ -33,6 +33,11 @@ from pathlib import Path
 import numpy as np
 
 import safe_pickle
+from validation import InputError, Schema, path, writable
+
+# A pipeline fitted on a pandas DataFrame warns each time it is given an array of the same columns
+# (as the background check gives it): the answers are the same, and the warning would fill the log.
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
 
 METADATA_FILE = "model.json"
 SCORER_COMPUTES = "softmax(x @ weights + bias)"
@@ -343,14 +348,16 @@ def unpickle(content, metadata):
         raise ModelError(f"{name}: {warning}".replace("\n", " ")) from None
     except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
         raise ModelError(f"{name}: failed to load ({type(err).__name__}: {err})") from None
-    if not hasattr(pipeline, "predict_proba"):
-        raise ModelError(f"{name}: holds a {type(pipeline).__name__}, which has no predict_proba")
+    if not hasattr(pipeline, "predict"):
+        raise ModelError(f"{name}: holds a {type(pipeline).__name__}, which has no predict")
     n_features = getattr(pipeline, "n_features_in_", None)  # a pipeline of one's own steps may not say
     if n_features is not None and n_features != len(metadata["fields"]):
         raise ModelError(f"{name}: expects {n_features} features, {METADATA_FILE} lists {len(metadata['fields'])} fields")
     classes = [value.item() if hasattr(value, "item") else value for value in getattr(pipeline, "classes_", [])]
-    if classes != metadata["classes"]:
+    if metadata["task"] == "classification" and classes != metadata["classes"]:
         raise ModelError(f"{name}: its classes are {classes}, {METADATA_FILE} lists {metadata['classes']}")
+    if metadata["task"] == "regression" and classes:
+        raise ModelError(f"{name}: holds a classifier (classes {classes}), {METADATA_FILE} describes a regression")
     return pipeline
 
 
@@ -359,14 +366,22 @@ class LoadedModel:
 
     def __init__(self, metadata, scorer, pickle_bytes):
         self.metadata = metadata
-        self.features = [field["name"] for field in metadata["fields"]]
-        self.class_names = list(metadata["class_names"])
+        self.schema = Schema(metadata["fields"])
+        self.features = self.schema.names
+        self.task = metadata["task"]
+        self.classes = metadata.get("classes", [])
+        self.class_names = metadata.get("class_names", [])
+        self.class_name = dict(zip(self.classes, self.class_names))
         self.scorer = scorer  # an AffineSoftmax, or None
         self.pickle_name, self.pickle_bytes = metadata["model_file"], pickle_bytes
         self.pipeline = None  # unpickled by check()
         self.failure = None  # the ModelError a background check() raised, if it did
         self.checked_in_process = None
         self.check_lock = threading.Lock()
+
+    @property
+    def gives_probabilities(self):
+        return self.scorer is not None or (self.task == "classification" and hasattr(self.pipeline, "predict_proba"))
 
     def check(self):
         """Unpickle model.pkl and check that the scorer gives the pipeline's answers."""
@@ -402,16 +417,50 @@ class LoadedModel:
             self.failure = ModelError(f"{self.pickle_name}: check failed ({type(err).__name__}: {err})")
         report(self.failure)
 
-    def predict_proba(self, rows):
-        """Class probabilities for rows of checked values (lists, or an array), as an array."""
+    def predict(self, rows, where=lambda i: ""):
+        """The model's answers for checked rows: the labels its predict gives (the values, for a
+        regression) and, for a classifier that gives them, the class probabilities, as lists. A row
+        the pipeline itself refuses is an InputError at `where(i)`, naming the field to blame."""
         if self.failure is not None:
             raise self.failure
-        if not len(rows):  # a BigQuery call whose every row holds a NULL
-            return np.empty((0, len(self.class_names)))
-        rows = np.asarray(rows, dtype=np.float64)
+        if not rows:  # a BigQuery call whose every row holds a NULL
+            return [], [] if self.gives_probabilities else None
         if self.scorer is not None:
-            return self.scorer.rows(rows)
-        return self.pipeline.predict_proba(rows)
+            probabilities = self.scorer.rows(np.asarray(rows, dtype=np.float64))
+            return [self.classes[i] for i in probabilities.argmax(axis=1).tolist()], probabilities.tolist()
+        try:
+            return self.pipeline_answers(rows)
+        except (ValueError, TypeError, ArithmeticError) as err:
+            raise self.refusal(rows, where, err) from None
+
+    def pipeline_answers(self, rows):
+        X = self.schema.pipeline_input(rows, self.metadata["input"])
+        labels = np.asarray(self.pipeline.predict(X))
+        probabilities = self.pipeline.predict_proba(X) if self.gives_probabilities else None
+        if self.task == "regression" and not np.isfinite(labels.astype(np.float64)).all():
+            raise ValueError("the model's answer is not a finite number")
+        if probabilities is not None and not np.isfinite(probabilities).all():
+            raise ValueError("the model's probabilities are not finite numbers")
+        return labels.tolist(), None if probabilities is None else probabilities.tolist()
+
+    def refusal(self, rows, where, error):
+        """The first row the pipeline refuses on its own, and in it the field whose value, once
+        replaced by the example's, lets it be scored. Only run when a request has failed."""
+        example = self.schema.row(self.metadata["example"])[0]
+        for i, row in enumerate(rows):
+            try:
+                self.pipeline_answers([row])
+                continue
+            except (ValueError, TypeError, ArithmeticError) as err:
+                reason = writable(" ".join(str(err).split()))[:300]
+            for j, field in enumerate(self.schema.fields):
+                try:
+                    self.pipeline_answers([row[:j] + [example[j]] + row[j + 1:]])
+                except (ValueError, TypeError, ArithmeticError):
+                    continue
+                return InputError(f"{field.name}: the model can't score this value ({reason})", path(where(i), field.name))
+            return InputError(f"the model can't score this row ({reason})", where(i) or None)
+        raise error  # every row scores alone: the failure is not the rows'
 
 
 def load_model(folder, expected_sha256=None):
@@ -423,4 +472,5 @@ def load_model(folder, expected_sha256=None):
     model = LoadedModel(metadata, AffineSoftmax.from_metadata(metadata), content)
     if model.scorer is None:
         model.check()  # nothing can answer until the pipeline is unpickled
+        model.predict([model.schema.row(metadata["example"])[0]])  # it must answer its own example
     return model

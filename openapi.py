@@ -27,16 +27,61 @@ def description(metadata, limits):
         "requests": {
             "single": example,
             "batch": {"instances": [example, as_list]},
-            "bigquery": {"calls": [as_list], "userDefinedContext": {"return": "class_name"}},
+            "bigquery": {"calls": [as_list], "userDefinedContext": {
+                "return": "predicted_value" if metadata["task"] == "regression" else "class_name"}},
         },
         "limits": limits,
     }
 
 
+def value_schema(field, may_be_null=None):
+    """The JSON Schema of a field's value: its type, what training saw of it, null if it may be."""
+    schema = {"type": {"number": "number", "integer": "integer", "string": "string", "boolean": "boolean"}[field["type"]]}
+    if field["type"] in ("number", "integer"):
+        schema.update(minimum=-MAX_MAGNITUDE, maximum=MAX_MAGNITUDE)
+    if "categories" in field:
+        if field["unknown_categories"] == "error":
+            schema["enum"] = field["categories"]
+        else:
+            schema["examples"] = field["categories"]
+            schema["description"] = "Values training never saw are answered, with a warning"
+    elif "range" in field:
+        schema["description"] = f"Training saw {field['range'][0]} to {field['range'][1]}; beyond, a warning"
+    if field["nullable"] if may_be_null is None else may_be_null:
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    return schema
+
+
+def answer_schema(metadata):
+    warnings = {"type": "array", "items": {"type": "string"}, "description": "What about the row training never saw"}
+    if metadata["task"] == "regression":
+        return {"type": "object", "properties": {"predicted_value": {"type": "number"}, "warnings": warnings},
+                "required": ["predicted_value"]}
+    classes, names = metadata["classes"], metadata["class_names"]
+    return {
+        "type": "object",
+        "properties": {
+            "predicted_class": {"enum": classes, "description": "The class, as the training data spells it"},
+            "class_name": {"enum": names},
+            "probabilities": {
+                "type": "object",
+                "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in names},
+                "required": names,
+                "additionalProperties": False,
+            },
+            "warnings": warnings,
+        },
+        "required": ["predicted_class", "class_name"],
+    }
+
+
 def openapi_document(metadata, bigquery_returns, max_instances):
-    features, classes = [field["name"] for field in metadata["fields"]], metadata["class_names"]
-    example = metadata["example"]
-    number = {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+    fields, example = metadata["fields"], metadata["example"]
+    features = [field["name"] for field in fields]
+    replies = [{"type": "null"}, {"type": "number"}] if metadata["task"] == "regression" else \
+        [{"type": "null"}, {"enum": metadata["class_names"]}, {"enum": metadata["classes"]}]
 
     def ref(name):
         return {"$ref": f"#/components/schemas/{name}"}
@@ -50,31 +95,20 @@ def openapi_document(metadata, bigquery_returns, max_instances):
     schemas = {
         "Row": {
             "type": "object",
-            "properties": {name: number for name in features},
+            "description": "A field may also be named by its training column: " + ", ".join(
+                f"{field['name']} as {field['column']!r}" for field in fields if field["column"] != field["name"]),
+            "properties": {field["name"]: value_schema(field) for field in fields},
             "required": features,
             "additionalProperties": False,
         },
         "RowList": {
             "type": "array",
             "description": f"The {len(features)} values in this order: {', '.join(features)}",
-            "prefixItems": [number] * len(features),
+            "prefixItems": [value_schema(field) for field in fields],
             "items": False,
             "minItems": len(features),
         },
-        "Answer": {
-            "type": "object",
-            "properties": {
-                "predicted_class": {"type": "integer", "minimum": 0, "maximum": len(classes) - 1},
-                "class_name": {"enum": classes},
-                "probabilities": {
-                    "type": "object",
-                    "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in classes},
-                    "required": classes,
-                    "additionalProperties": False,
-                },
-            },
-            "required": ["predicted_class", "class_name", "probabilities"],
-        },
+        "Answer": answer_schema(metadata),
         "Batch": {
             "type": "object",
             "properties": {
@@ -108,7 +142,7 @@ def openapi_document(metadata, bigquery_returns, max_instances):
                     "type": "array",
                     "items": {
                         "type": "array",
-                        "prefixItems": [{**number, "type": ["number", "null"]}] * len(features),
+                        "prefixItems": [value_schema(field, may_be_null=True) for field in fields],
                         "items": False,
                         "minItems": len(features),
                     },
@@ -122,7 +156,7 @@ def openapi_document(metadata, bigquery_returns, max_instances):
             "properties": {
                 "replies": {
                     "type": "array",
-                    "items": {"oneOf": [{"type": "null"}, {"enum": classes}, {"type": "integer"}, ref("Answer")]},
+                    "items": {"anyOf": [*replies, ref("Answer")]},
                 }
             },
             "required": ["replies"],
@@ -149,8 +183,9 @@ def openapi_document(metadata, bigquery_returns, max_instances):
             "title": "scikit-learn pipeline as a Cloud Function",
             "version": metadata["model_sha256"][:12],
             "description": (
-                f"Predicts {metadata.get('data', {}).get('target', 'the class')} "
-                f"({', '.join(classes)}) from {', '.join(features)}."
+                f"Predicts {metadata['data']['target']} "
+                + (f"({', '.join(metadata['class_names'])}) " if metadata["task"] == "classification" else "")
+                + f"from {', '.join(features)}."
             ),
         },
         "paths": {

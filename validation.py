@@ -9,6 +9,8 @@ import json
 import math
 import sys
 
+import numpy as np
+
 # Far beyond any real measurement, and far enough from float overflow that the model's
 # arithmetic on any accepted row stays finite.
 MAX_MAGNITUDE = 1e100
@@ -65,16 +67,21 @@ def kind_of(value):
     return kinds.get(type(value), type(value).__name__)
 
 
+def writable(text):
+    """Text as an answer can hold it: a lone surrogate (which JSON may spell, and no UTF-8 text
+    can hold) written as JSON spells it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def path(prefix, key):
-    """The JSON path of `key` in the object or array at `prefix`. A key is written as the request
-    spelled it, but for a lone surrogate (which JSON may spell, and no UTF-8 text can hold)."""
+    """The JSON path of `key` in the object or array at `prefix`, the key as the request spelled it."""
     if isinstance(key, int):
         return f"{prefix}[{key}]"
-    key = key.encode("utf-8", "backslashreplace").decode("utf-8")
+    key = writable(key)
     return f"{prefix}.{key}" if prefix else key
 
 
-def number(value, feature, prefix, key):
+def number(value, feature, prefix, key, kind="a number"):
     """A finite float from a JSON number, within MAX_MAGNITUDE; else an InputError naming the
     field at `path(prefix, key)`."""
     if type(value) is float or type(value) is int:  # bool is an int subclass, and is refused here
@@ -87,35 +94,116 @@ def number(value, feature, prefix, key):
         if not finite:
             raise InputError(f"{feature} must be a finite number", path(prefix, key))
         raise InputError(f"{feature} must be between {-MAX_MAGNITUDE:g} and {MAX_MAGNITUDE:g}", path(prefix, key))
-    raise InputError(f"{feature} must be a number, not {kind_of(value)}", path(prefix, key))
+    raise InputError(f"{feature} must be {kind}, not {kind_of(value)}", path(prefix, key))
 
 
-def row_values(row, features, prefix=""):
-    """One row's values in the model's feature order, from an object keyed by feature or from
-    an array in feature order; the first bad value is named."""
-    if isinstance(row, dict):
-        for feature in features:
-            if feature not in row:
-                raise InputError(f"{feature} is missing", path(prefix, feature))
-        if len(row) != len(features):
-            unknown = next(key for key in row if key not in features)
-            raise InputError(
-                f"unknown field {unknown!r}; the fields are {', '.join(features)}", path(prefix, unknown)
-            )
-        return [number(row[feature], feature, prefix, feature) for feature in features]
-    if isinstance(row, list):
-        if len(row) != len(features):
-            raise InputError(
-                f"a row must hold {len(features)} numbers ({', '.join(features)}), not {len(row)}", prefix
-            )
-        return [number(value, feature, prefix, i) for i, (value, feature) in enumerate(zip(row, features))]
-    raise InputError(f"a row must be an object or an array, not {kind_of(row)}", prefix)
+def shown(text):
+    """A request's text as an error or a warning quotes it: short, and always writable."""
+    return repr(text if len(text) <= 60 else text[:60] + "...")
 
 
-def single_row(body, features):
+KINDS = {"number": "a number", "integer": "a whole number", "string": "a string", "boolean": "true or false"}
+
+
+class Field:
+    """One input field, as model.json describes it: its type, whether it may be null, and what
+    training saw of it (categories, or the range of its numbers)."""
+
+    def __init__(self, spec):
+        self.name, self.column, self.type, self.nullable = spec["name"], spec["column"], spec["type"], spec["nullable"]
+        self.kind = KINDS[self.type]
+        self.range = spec.get("range")
+        self.categories = spec.get("categories")
+        self.known = set(self.categories) if self.categories is not None else None
+        self.ignores_unknown = spec.get("unknown_categories") == "ignore"
+
+    def check(self, value, prefix, key, warnings):
+        """The value as the pipeline takes it; an InputError naming path(prefix, key) if it is
+        not one this field may hold. What training never saw is answered, with a warning."""
+        if value is None and self.nullable:
+            return None
+        if self.type == "number":
+            value = number(value, self.name, prefix, key)
+        elif self.type == "integer":
+            value = number(value, self.name, prefix, key, kind=self.kind)
+            if not value.is_integer():
+                raise InputError(f"{self.name} must be a whole number, not {value!r}", path(prefix, key))
+            value = int(value)
+        elif type(value) is not (str if self.type == "string" else bool):
+            raise InputError(f"{self.name} must be {self.kind}, not {kind_of(value)}", path(prefix, key))
+        if self.known is not None and value not in self.known:
+            if not self.ignores_unknown:
+                raise InputError(f"{self.name} must be one of {', '.join(map(str, self.categories))}, not "
+                                 f"{shown(value) if type(value) is str else value!r}", path(prefix, key))
+            quoted = shown(value) if type(value) is str else repr(value)
+            warnings.append(f"{self.name} {quoted} is not a value seen in training "
+                            f"({', '.join(map(str, self.categories))})")
+        elif self.range is not None and not self.range[0] <= value <= self.range[1]:
+            side = "above" if value > self.range[1] else "below"
+            warnings.append(f"{self.name} {value!r} is {side} the training range {self.range[0]!r} to {self.range[1]!r}")
+        return value
+
+
+class Schema:
+    """The model's input: its fields in order, each named in a request by its name or by the
+    training column it comes from (what a pandas user's df.to_dict("records") holds)."""
+
+    def __init__(self, fields):
+        self.fields = [Field(spec) for spec in fields]
+        self.names = [field.name for field in self.fields]
+        self.by_key = {**{f.column: f for f in self.fields}, **{f.name: f for f in self.fields}}
+        self.numeric = all(field.type in ("number", "integer") for field in self.fields)
+
+    def row(self, row, prefix=""):
+        """One row's values in field order, and the warnings about them, from an object keyed by
+        field (or column) or from an array in field order; the first bad value is named."""
+        warnings = []
+        if isinstance(row, dict):
+            values = []
+            for field in self.fields:
+                key = field.name if field.name in row else field.column
+                if key not in row:
+                    raise InputError(f"{field.name} is missing", path(prefix, field.name))
+                if key == field.name and field.column != field.name and field.column in row:
+                    raise InputError(f"{field.name} is given twice, as {field.name!r} and {field.column!r}",
+                                     path(prefix, field.name))
+                values.append(field.check(row[key], prefix, key, warnings))
+            if len(row) != len(self.fields):
+                unknown = next(key for key in row if key not in self.by_key)
+                raise InputError(f"unknown field {shown(unknown)}; the fields are {', '.join(self.names)}",
+                                 path(prefix, unknown))
+            return values, warnings
+        if isinstance(row, list):
+            if len(row) != len(self.fields):
+                raise InputError(f"a row must hold {len(self.fields)} {'numbers' if self.numeric else 'values'} "
+                                 f"({', '.join(self.names)}), not {len(row)}", prefix)
+            return [field.check(value, prefix, i, warnings) for i, (value, field) in enumerate(zip(row, self.fields))], warnings
+        raise InputError(f"a row must be an object or an array, not {kind_of(row)}", prefix)
+
+    def pipeline_input(self, rows, kind):
+        """Checked rows as the pipeline was fitted on them: a float array for numbers, an object
+        array (None as NaN, which the pipeline's imputers fill) for mixed fields, or a pandas
+        DataFrame with the training columns for a pipeline that needs one."""
+        if kind == "dataframe":
+            import pandas as pd  # only a model that needs it imports it: it costs a cold start time and memory
+
+            columns = {}
+            for i, field in enumerate(self.fields):
+                values = [row[i] for row in rows]
+                if field.type in ("number", "integer"):
+                    columns[field.column] = pd.array(values, dtype="float64" if None in values or field.type == "number" else "int64")
+                else:
+                    columns[field.column] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
+            return pd.DataFrame(columns)
+        if self.numeric:
+            return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64).reshape(len(rows), len(self.fields))
+        return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=object).reshape(len(rows), len(self.fields))
+
+
+def single_row(body, schema):
     if not isinstance(body, dict):
-        raise InputError(f"body must be a JSON object with the fields {', '.join(features)}, not {kind_of(body)}")
-    return row_values(body, features)
+        raise InputError(f"body must be a JSON object with the fields {', '.join(schema.names)}, not {kind_of(body)}")
+    return schema.row(body)
 
 
 def check_count(count, max_rows, field):
@@ -123,23 +211,26 @@ def check_count(count, max_rows, field):
         raise InputError(f"{field} holds {count} rows; the limit is {max_rows}", field, status=413)
 
 
-def batch_rows(body, features, max_rows):
-    """{"instances": [row, ...]}: each row an object or an array in feature order."""
-    unknown = [key for key in body if key != "instances"]
+def batch_rows(body, schema, max_rows, beside=()):
+    """{"instances": [row, ...]}: each row an object or an array in field order. Returns the rows'
+    values and, per row, its warnings. Keys `beside` may stand beside instances (Vertex AI's parameters)."""
+    unknown = [key for key in body if key != "instances" and key not in beside]
     if unknown:
-        raise InputError(f"unknown field {unknown[0]!r} beside instances", unknown[0])
+        raise InputError(f"unknown field {shown(unknown[0])} beside instances", path("", unknown[0]))
     instances = body["instances"]
     if not isinstance(instances, list):
         raise InputError(f"instances must be an array of rows, not {kind_of(instances)}", "instances")
     if not instances:
         raise InputError("instances is empty", "instances")
     check_count(len(instances), max_rows, "instances")
-    return [row_values(row, features, f"instances[{i}]") for i, row in enumerate(instances)]
+    checked = [schema.row(row, f"instances[{i}]") for i, row in enumerate(instances)]
+    return [values for values, _ in checked], [warnings for _, warnings in checked]
 
 
-def bigquery_rows(body, features, max_rows):
-    """BigQuery's {"calls": [[arg, ...], ...]}. Returns the rows to score and, per call,
-    whether it is scored: a call with a SQL NULL among its arguments gets a null reply."""
+def bigquery_rows(body, schema, max_rows):
+    """BigQuery's {"calls": [[arg, ...], ...]}. Returns the rows to score and, per call, whether
+    it is scored: a call with a SQL NULL for a field that may not be null gets a null reply, as
+    SQL functions usually do (a NULL for a field the pipeline imputes is imputed)."""
     calls = body["calls"]
     if not isinstance(calls, list):
         raise InputError(f"calls must be an array, not {kind_of(calls)}", "calls")
@@ -149,9 +240,10 @@ def bigquery_rows(body, features, max_rows):
         prefix = f"calls[{i}]"
         if not isinstance(call, list):
             raise InputError(f"a call must be an array of arguments, not {kind_of(call)}", prefix)
-        is_scored = not (len(call) == len(features) and None in call)
+        is_scored = not (len(call) == len(schema.fields)
+                         and any(value is None and not field.nullable for value, field in zip(call, schema.fields)))
         if is_scored:
-            rows.append(row_values(call, features, prefix))
+            rows.append(schema.row(call, prefix)[0])
         scored.append(is_scored)
     return rows, scored
 
@@ -162,9 +254,9 @@ def bigquery_return(body, choices):
         raise InputError("userDefinedContext must be an object", "userDefinedContext")
     choice = context.get("return", choices[0])
     if choice not in choices:
-        shown = repr(choice) if isinstance(choice, str) else kind_of(choice)
         raise InputError(
-            f"userDefinedContext.return must be one of {', '.join(choices)}, not {shown[:100]}",
+            f"userDefinedContext.return must be one of {', '.join(choices)}, "
+            f"not {shown(choice) if isinstance(choice, str) else kind_of(choice)}",
             "userDefinedContext.return",
         )
     return choice

@@ -2,10 +2,13 @@
 
     FUNCTION=iris-function REGION=us-central1 RUNTIME=python312 python scripts/deploy.py FILE...
 
+FUNCTION defaults to the model's name from model.json, and "-function": iris-function.
+
 The function requires authentication unless PUBLIC=1. With DRY_RUN=1, or without gcloud
 installed, it prints the command instead of running it.
 """
 
+import json
 import os
 import shlex
 import shutil
@@ -24,7 +27,7 @@ def deploy_command(function, region, runtime, source, public):
 
 
 def main(files):
-    function = os.environ.get("FUNCTION") or "iris-function"
+    function = os.environ.get("FUNCTION") or json.loads(Path("model.json").read_text())["name"] + "-function"
     region = os.environ.get("REGION") or "us-central1"
     runtime = os.environ.get("RUNTIME") or "python312"
     public = os.environ.get("PUBLIC") == "1"

@@ -1,6 +1,7 @@
 """Rehearse a deploy: archive.zip, unzipped into a fresh folder and a fresh virtual
 environment, installed from its own requirements.txt only (as Cloud Functions builds it),
-served with functions-framework and called over HTTP with the README's requests.
+served with functions-framework and called over HTTP with the README's kinds of request, made
+from model.json's own example.
 
     python scripts/verify.py archive.zip [--python /path/to/python3.12]
 
@@ -16,9 +17,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from localserver import TUTORIAL_ROW, LocalServer, call
-
-VIRGINICA = [6.7, 3.0, 5.2, 2.3]
+from localserver import LocalServer, call
 
 
 class Failed(Exception):
@@ -36,27 +35,37 @@ def expect(condition, what):
 
 
 def check_answers(url, metadata):
-    status, headers, body = call(url, TUTORIAL_ROW)
-    answer = json.loads(body)
-    expect(status == 200 and headers["Content-Type"] == "application/json", "the tutorial's call: 200 JSON")
-    expect(answer["predicted_class"] == 0 and answer["class_name"] == "setosa", "... predicted_class 0, setosa")
-    expect(abs(sum(answer["probabilities"].values()) - 1) < 1e-9, "... probabilities add up to 1")
+    """The README's kinds of call, made with model.json's own example, so that any model is checked."""
+    fields, example = metadata["fields"], metadata["example"]
+    as_list = [example[field["name"]] for field in fields]
+    status, headers, body = call(url, example)
+    single = json.loads(body)
+    expect(status == 200 and headers["Content-Type"] == "application/json", "model.json's example: 200 JSON")
+    if metadata["task"] == "classification":
+        expect(single["predicted_class"] in metadata["classes"], f"... predicted_class {single['predicted_class']!r}, "
+               f"class_name {single['class_name']!r}")
+        if "probabilities" in single:
+            expect(abs(sum(single["probabilities"].values()) - 1) < 1e-9, "... probabilities add up to 1")
+        reply = single["class_name"]
+    else:
+        expect(isinstance(single["predicted_value"], float), f"... predicted_value {single['predicted_value']!r}")
+        reply = single["predicted_value"]
 
     # As `curl -d` sends it: form-encoded Content-Type, JSON body.
-    status, _, body = call(url, json.dumps(dict(zip((field["name"] for field in metadata["fields"]), VIRGINICA))).encode())
-    expect(status == 200 and json.loads(body)["class_name"] == "virginica", "curl -d style body: virginica")
+    status, _, body = call(url, json.dumps(example).encode())
+    expect(status == 200 and json.loads(body) == single, "curl -d style body: the same answer")
 
-    status, _, body = call(url, {"instances": [TUTORIAL_ROW, VIRGINICA]})
-    predictions = json.loads(body)["predictions"]
-    expect(status == 200 and [p["class_name"] for p in predictions] == ["setosa", "virginica"], "batch: 2 predictions")
+    status, _, body = call(url, {"instances": [example, as_list]})
+    expect(status == 200 and json.loads(body) == {"predictions": [single, single]}, "batch: 2 predictions, each the same")
 
-    bigquery = {"requestId": "1", "caller": "//bigquery", "sessionUser": "someone@example.com",
-                "userDefinedContext": {"return": "class_name"}, "calls": [list(TUTORIAL_ROW.values()), VIRGINICA, [None] * 4]}
+    bigquery = {"requestId": "1", "caller": "//bigquery", "sessionUser": "someone@example.com", "calls": [as_list]}
     status, _, body = call(url, bigquery)
-    expect(status == 200 and json.loads(body) == {"replies": ["setosa", "virginica", None]}, "BigQuery: replies")
+    expect(status == 200 and json.loads(body) == {"replies": [reply]}, "BigQuery: replies")
 
-    status, _, body = call(url, {**TUTORIAL_ROW, "petal_width": "wide"})
-    expect(status == 400 and json.loads(body)["field"] == "petal_width", "bad input: 400 naming the field")
+    first = fields[0]
+    wrong = 3 if first["type"] == "string" else "wrong"
+    status, _, body = call(url, {**example, first["name"]: wrong})
+    expect(status == 400 and json.loads(body)["field"] == first["name"], "bad input: 400 naming the field")
 
     status, _, body = call(url)
     expect(status == 200 and json.loads(body)["model"]["model_sha256"] == metadata["model_sha256"],

@@ -1,6 +1,7 @@
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +32,23 @@ def field_names(metadata):
 
 def columns(metadata):
     return [field["column"] for field in metadata["fields"]]
+
+
+def run_train(*args):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True, text=True)
+
+
+def copy_project(folder):
+    """The project's tracked files copied into `folder`, sharing its virtual environments: a place
+    to run make as a user would, training other models, leaving the project's own alone."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in tracked.splitlines():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, folder / name)  # the times kept: make sees nothing to reinstall
+    for venv in (".venv", ".venv-serve"):
+        if (ROOT / venv).exists():
+            (folder / venv).symlink_to(ROOT / venv)
+    return folder
 
 
 def Server(source, env=None):

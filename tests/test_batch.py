@@ -37,8 +37,8 @@ def test_batch_is_scored_in_one_call(client, monkeypatch):
     import main
 
     calls = []
-    real = main.MODEL.predict_proba
-    monkeypatch.setattr(main.MODEL, "predict_proba", lambda rows: calls.append(len(rows)) or real(rows))
+    real = main.MODEL.predict
+    monkeypatch.setattr(main.MODEL, "predict", lambda rows, where: calls.append(len(rows)) or real(rows, where))
     client.post("/", json={"instances": [AS_LIST] * 50})
     assert calls == [50]
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import ROOT, Server, TUTORIAL_ROW, columns, field_names, rewrite
+from conftest import ROOT, SERVED_FILES, Server, TUTORIAL_ROW, columns, field_names, rewrite, run_train
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Headless as root, and no calls home: this machine's network is closed.
@@ -128,3 +128,32 @@ def test_page_says_why_when_the_model_failed_its_check(page, served_bundle, meta
             "Could not load the model's description: the model failed its check when this instance started: "
             "model.pkl: its answers differ from the scorer in model.json; write both again with train.py"
         )
+
+
+@pytest.fixture(scope="module")
+def penguins_function(tmp_path_factory):
+    import palmerpenguins
+
+    folder = tmp_path_factory.mktemp("penguins")
+    palmerpenguins.load_penguins().to_csv(folder / "penguins.csv", index=False)
+    assert run_train("--data", folder / "penguins.csv", "--target", "species", "--out", folder).returncode == 0
+    for name in SERVED_FILES:
+        shutil.copy(ROOT / name, folder)
+    with Server(folder / "main.py").wait_ready() as function:
+        yield function
+
+
+def test_page_offers_the_categories_and_takes_an_empty_choice_as_null(page, penguins_function):
+    open_page(page, penguins_function.url)
+    island = page.get_by_label("island")
+    expect(island.locator("option")).to_have_text(["(none)", "Biscoe", "Dream", "Torgersen"])
+    island.select_option("Biscoe")
+    page.get_by_label("sex").select_option("")
+    for name, value in {"bill_length_mm": "45.2", "bill_depth_mm": "15.8", "flipper_length_mm": "215",
+                        "body_mass_g": "5300"}.items():
+        page.get_by_label(name).fill(value)
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator("#class-name")).to_have_text("Gentoo")
+    page.get_by_label("bill_length_mm").fill("99")
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator(".warning")).to_have_text(["bill_length_mm 99.0 is above the training range 32.1 to 59.6"])

@@ -83,10 +83,10 @@ def written_log_lines(capsys):
 def test_unexpected_failure_is_a_500_with_a_reference_in_the_log(client, monkeypatch, written_log_lines):
     import main
 
-    def broken(rows):
+    def broken(rows, where):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(main.MODEL, "predict_proba", broken)
+    monkeypatch.setattr(main.MODEL, "predict", broken)
     response = client.post("/", json=TUTORIAL_ROW)
     assert response.status_code == 500
     body = response.get_json()

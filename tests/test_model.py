@@ -108,7 +108,7 @@ def test_good_bundle_loads_without_scikit_learn(bundle):
     script = (
         "import sys; import numpy as np; from model_loader import load_model; "
         f"model = load_model({str(bundle)!r}); "
-        "print(model.predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))[0].tolist(), 'sklearn' in sys.modules)"
+        "print(model.predict([[5.1, 3.5, 1.4, 0.2]])[1][0], 'sklearn' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     probabilities, sklearn_imported = result.stdout.rsplit(" ", 1)
@@ -261,7 +261,7 @@ def test_a_pickle_that_runs_code_on_load_is_refused_before_it_runs(bundle, tmp_p
 
 def test_a_pickle_of_something_else_is_refused(bundle):
     with_pickle(bundle, {"not": "a pipeline"})
-    assert refusal(bundle) == "model.pkl: holds a dict, which has no predict_proba"
+    assert refusal(bundle) == "model.pkl: holds a dict, which has no predict"
     (bundle / "model.pkl").write_bytes(b"this is not a pickle")
     rewrite(bundle, model_sha256=hashlib.sha256(b"this is not a pickle").hexdigest())
     assert refusal(bundle).startswith("model.pkl: failed to load (UnpicklingError: not a pickle of protocol 2")
@@ -295,7 +295,7 @@ def test_a_custom_transformer_loads_when_model_json_lists_its_module(bundle, iri
     with_pickle(bundle, fitted)
     assert refusal(bundle) == "model.pkl: it asks to load iris_steps.Doubler, which is not allowed"
     rewrite(bundle, modules=["iris_steps"])
-    assert np.array_equal(load_model(bundle).predict_proba(iris.data), fitted.predict_proba(iris.data))
+    assert np.array_equal(load_model(bundle).predict(iris.data.tolist())[1], fitted.predict_proba(iris.data))
 
 
 def test_other_scikit_learn_version_is_refused(bundle, metadata):
@@ -369,3 +369,19 @@ def test_function_that_fails_its_check_stops_answering_and_says_why(served_bundl
         assert (bigquery.status_code, bigquery.json()) == (
             503, {"errorMessage": f"the model failed its check when this instance started ({cause})"}
         )
+
+
+def test_a_value_the_pipeline_itself_refuses_is_a_400_naming_the_field(served_bundle, iris):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    fitted = make_pipeline(FunctionTransformer(np.log), LogisticRegression(max_iter=500)).fit(iris.data, iris.target)
+    with_pickle(served_bundle, fitted)
+    with Server(served_bundle / "main.py").wait_ready() as server:
+        single = requests.post(server.url, json={**TUTORIAL_ROW, "petal_width": -1.0})
+        batch = requests.post(server.url, json={"instances": [TUTORIAL_ROW, {**TUTORIAL_ROW, "sepal_width": -2.0}]})
+        fine = requests.post(server.url, json=TUTORIAL_ROW)
+    assert single.status_code == 400 and single.json()["field"] == "petal_width"
+    assert single.json()["error"].startswith("petal_width: the model can't score this value (Input X contains NaN")
+    assert batch.status_code == 400 and batch.json()["field"] == "instances[1].sepal_width"
+    assert fine.json()["predicted_class"] == fitted.predict(np.array([list(TUTORIAL_ROW.values())]))[0]

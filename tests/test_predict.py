@@ -46,7 +46,7 @@ def test_every_iris_row_gets_what_the_pipeline_gives(client, iris, pipeline, met
         assert answer["class_name"] == metadata["class_names"][expected_class]
         assert np.allclose(list(answer["probabilities"].values()), expected_probability, rtol=0, atol=1e-12)
         # and, read back from the answer's text, the very floats the scorer computed
-        assert list(answer["probabilities"].values()) == main.MODEL.predict_proba(row[np.newaxis, :])[0].tolist()
+        assert list(answer["probabilities"].values()) == main.MODEL.predict([row.tolist()])[1][0]
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])

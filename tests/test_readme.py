@@ -3,6 +3,8 @@ here, exactly as printed, against a server started with the README's own `make s
 host and port change. A block followed by an output block must print that output (numbers to the
 digits shown). A block that can't run here is marked `<!-- not run: why -->`, and `checked by:
 COMMAND` names the command whose output must contain it instead (the deploy command's dry run).
+The blocks run in a copy of the project, in order; a block that is exactly `make serve` restarts
+the server there, as a reader does to serve a model just trained.
 """
 
 import os
@@ -17,9 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, free_port
+from conftest import ROOT, copy_project, free_port
 
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "design.md", ROOT / "bench" / "README.md"]
+
 README_URL = "http://127.0.0.1:8080/"
 RUNNABLE = {"bash", "python"}
 OUTPUTS = {"text", "json"}
@@ -51,24 +54,41 @@ def readme_blocks(document):
     return blocks
 
 
+class ReadmeServer:
+    """The README's `make serve`, on a free port, in a copy of the project: the README trains
+    other models as a reader would, replacing model.pkl and model.json, and the project's own must
+    stay as they are. The copy shares the project's virtual environments."""
+
+    def __init__(self, folder):
+        self.folder, self.process = copy_project(folder), None
+
+    def start(self):
+        self.stop()
+        port = free_port()
+        self.process = subprocess.Popen(["make", "--no-print-directory", "serve", f"PORT={port}"], cwd=self.folder,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                requests.get(self.url, timeout=1)
+                return
+            except requests.ConnectionError:
+                assert self.process.poll() is None and time.monotonic() < deadline, "make serve did not start"
+                time.sleep(0.2)
+
+    def stop(self):
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
-def readme_server():
-    """The README's `make serve`, on a free port."""
-    port = free_port()
-    process = subprocess.Popen(["make", "--no-print-directory", "serve", f"PORT={port}"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.ConnectionError:
-            assert process.poll() is None and time.monotonic() < deadline, "make serve did not start"
-            time.sleep(0.2)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=10)
+def readme_server(tmp_path_factory):
+    server = ReadmeServer(tmp_path_factory.mktemp("project"))
+    server.start()
+    yield server
+    server.stop()
 
 
 def same_with_numbers_to_the_digits_shown(expected, actual):
@@ -84,14 +104,14 @@ def same_with_numbers_to_the_digits_shown(expected, actual):
     return True
 
 
-def run(language, code, url):
-    code = code.replace(README_URL, url)
+def run(language, code, server):
+    code = code.replace(README_URL, server.url)
     if language == "python":
         command = [sys.executable, "-c", code]
     else:  # a shell block runs as the reader's shell would, from the project's folder
         command = ["bash", "-euo", "pipefail", "-c", code]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    return subprocess.run(command, cwd=server.folder, capture_output=True, text=True, timeout=900, env=env)
 
 
 @pytest.mark.parametrize("language, code, marker, output", [block for doc in DOCUMENTS for block in readme_blocks(doc)])
@@ -100,10 +120,14 @@ def test_readme_block(language, code, marker, output, readme_server):
         reason, checked_by = marker.groups()
         assert reason
         if checked_by:
-            dry_run = subprocess.run(["bash", "-c", checked_by], cwd=ROOT, capture_output=True, text=True, check=True)
+            dry_run = subprocess.run(["bash", "-c", checked_by], cwd=readme_server.folder, capture_output=True,
+                                     text=True, check=True)
             assert " ".join(code.split()) in " ".join(dry_run.stdout.split())
         return
     assert language in RUNNABLE, f"a {language or 'plain'} block must be marked not run, or be bash or python"
+    if code.strip() == "make serve":  # the reader stops make serve and starts it again, on the new model
+        readme_server.start()
+        return
     result = run(language, code, readme_server)
     assert result.returncode == 0, result.stdout + result.stderr
     if output is not None:

@@ -69,7 +69,7 @@ def test_fast_scorer_on_other_data(load):
 def train_bundle(folder, monkeypatch, make_pipeline=None):
     """train.py's model.pkl and model.json for iris, in `folder`, perhaps from another pipeline."""
     if make_pipeline is not None:
-        monkeypatch.setattr(train, "make_pipeline", make_pipeline)
+        monkeypatch.setattr(train, "make_pipeline", lambda task, fields: make_pipeline())
     train.train(train.iris_data(), folder)
     return json.loads((folder / "model.json").read_text())
 
@@ -82,7 +82,9 @@ def test_unrecognised_pipeline_falls_back_to_predict_proba(iris, tmp_path, monke
     model = load_model(tmp_path)
     assert model.scorer is None
     pipeline = joblib.load(tmp_path / "model.pkl")
-    assert np.array_equal(model.predict_proba(iris.data), pipeline.predict_proba(iris.data))
+    labels, probabilities = model.predict(iris.data.tolist())
+    assert np.array_equal(probabilities, pipeline.predict_proba(iris.data))
+    assert labels == pipeline.predict(iris.data).tolist()
 
 
 def test_train_writes_no_scorer_that_disagrees(tmp_path, monkeypatch):
