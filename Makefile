@@ -13,12 +13,11 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 # Each CPython 3.11+ that pyenv has here (else $(PYTHON)): the deploy rehearsal runs on each.
 VERIFY_PYTHONS ?= $(or $(wildcard $(HOME)/.pyenv/versions/3.1[1-9].*/bin/python3),$(PYTHON))
-FUNCTION ?= iris-function
 REGION ?= us-central1
 RUNTIME ?= python312
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test serve archive verify wheels bench soak deploy screenshot clean
+.PHONY: help install train test serve archive verify wheels bench soak deploy bigquery-sql screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,8 +41,9 @@ chromium:
 wrk:
 	@command -v wrk >/dev/null || { $(APT_INSTALL) wrk; }
 
-train: install ## fit the pipeline on iris (or DATA=file.csv TARGET=column) -> model.pkl, model.json (OUT=folder)
-	$(BIN)/python train.py $(if $(DATA),--data "$(DATA)" --target "$(TARGET)") $(if $(OUT),--out "$(OUT)")
+train: install ## fit a pipeline on iris, or DATA=file.csv TARGET=column [TASK= DROP=a,b SEP=';' OUT=folder]
+	@$(BIN)/python train.py $(if $(DATA),--data "$(DATA)" --target "$(TARGET)") $(if $(TASK),--task "$(TASK)") \
+		$(if $(DROP),--drop "$(DROP)") $(if $(SEP),--sep "$(SEP)") $(if $(OUT),--out "$(OUT)")
 
 test: install chromium ## run every test
 	$(BIN)/python -m pytest
@@ -74,6 +74,9 @@ soak: install $(SERVE_VENV)/installed wrk ## 60 s of load at 16 connections: err
 deploy: archive.zip ## gcloud functions deploy (PUBLIC=1 to allow unauthenticated calls, DRY_RUN=1 to print only)
 	@FUNCTION=$(FUNCTION) REGION=$(REGION) RUNTIME=$(RUNTIME) PUBLIC=$(PUBLIC) DRY_RUN=$(DRY_RUN) \
 		$(PYTHON) scripts/deploy.py $(ARCHIVE_FILES)
+
+bigquery-sql: ## print the CREATE FUNCTION statement for BigQuery (PROJECT= DATASET= CONNECTION= REGION= FUNCTION=)
+	@$(PYTHON) scripts/bigquery_sql.py model.json
 
 screenshot: install chromium ## save docs/page.png, the try-it page after a prediction
 	SCREENSHOT=docs/page.png $(BIN)/python -m pytest -q tests/test_browser.py -k test_page_predicts

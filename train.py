@@ -1,15 +1,21 @@
-"""Train the pipeline and write the bundle's model: model.pkl and model.json.
+"""Train a pipeline and write the bundle's model: model.pkl and model.json.
 
-    python train.py                                   # iris, the embedded default
-    python train.py --data table.csv --target label   # any CSV of numeric features
+    python train.py                                          # iris, the embedded default
+    python train.py --data table.csv --target species        # any CSV: numbers, text, true/false, gaps
+        [--task classification|regression] [--drop column,...] [--sep ';'] [--out folder]
 
-model.pkl is the fitted scikit-learn pipeline (StandardScaler + LogisticRegression),
-saved with joblib. model.json holds what serving needs to know about it: the API's
-field names and the training columns they come from, the class names, accuracy,
-the library versions that made the pickle, and the pickle's SHA-256.
+A table of numbers without gaps gets StandardScaler and the estimator, as iris does; any other
+gets one ColumnTransformer in front of it: numbers have their gaps filled with the median and are
+scaled, text, true/false and integer columns of few values have theirs filled with the most
+frequent value and are one-hot encoded, a value never seen in training counting as none of them.
+The estimator is LogisticRegression for a classification, Ridge for a regression, chosen from the
+target. Labels stay as the data spells them (integers as integers). The pipeline is fitted on plain
+arrays, built exactly as serving builds them, so serving needs no pandas.
 
-Both files are written only when everything succeeded, and replaced together, so a
-failed run leaves the previous model in place.
+model.json says what serving needs: each field's name, training column, type, whether it may be
+null, its categories or range; the classes; cross-validated scores beside a trivial baseline's;
+the versions that made the pickle; checksums. Both files are written only when everything
+succeeded, and replaced together, so a failed run leaves the previous model in place.
 """
 
 import argparse
@@ -18,16 +24,22 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from bundle_writer import model_name, write_bundle
+from validation import Schema
 
 HERE = Path(__file__).resolve().parent
 CV_FOLDS = 5
+FEW_VALUES = 10  # an integer column with at most this many values is a category (a year, a class of travel)
+MAX_CLASSES = 20  # a numeric target with more distinct values than this is a regression
 
 
 class DataError(Exception):
@@ -35,9 +47,10 @@ class DataError(Exception):
 
 
 def field_name(column):
-    """`"sepal length (cm)"` -> `"sepal_length"`: lower snake_case, units dropped."""
+    """`"sepal length (cm)"` -> `"sepal_length"`: lower case, units in parentheses dropped, every
+    run of anything but letters (of any alphabet) and digits an underscore."""
     without_units = re.sub(r"\([^)]*\)", " ", str(column))
-    return re.sub(r"[^0-9a-z]+", "_", without_units.lower()).strip("_")
+    return re.sub(r"[\W_]+", "_", without_units.lower()).strip("_")
 
 
 def field_names(columns):
@@ -48,9 +61,7 @@ def field_names(columns):
     seen = {}
     for column, name in zip(columns, names):
         if name in seen:
-            raise DataError(
-                f"columns {seen[name]!r} and {column!r} both become field {name!r}; rename one"
-            )
+            raise DataError(f"columns {seen[name]!r} and {column!r} both become field {name!r}; rename one")
         seen[name] = column
     return names
 
@@ -60,126 +71,262 @@ def iris_data():
     return {
         "name": "iris",
         "source": "iris (scikit-learn's bundled copy)",
-        "columns": list(iris.feature_names),
-        "X": iris.data,
-        "y": iris.target,
-        "class_names": [str(name) for name in iris.target_names],
         "target": "species",
+        "columns": list(iris.feature_names),
+        "types": ["number"] * 4,
+        "values": iris.data.tolist(),
+        "labels": iris.target.tolist(),
+        "class_names": [str(name) for name in iris.target_names],
+        "notes": [],
     }
 
 
-def csv_data(path, target):
-    # pandas is a training-time tool only: serving never imports it.
+def column_type(series):
+    """A pandas column's field type, or a DataError for what a field can't hold."""
     import pandas as pd
+
+    kinds = pd.api.types
+    if kinds.is_bool_dtype(series):
+        return "boolean"
+    if kinds.is_integer_dtype(series):
+        return "integer"
+    if kinds.is_float_dtype(series):
+        return "number"
+    if kinds.is_string_dtype(series) or kinds.is_object_dtype(series):
+        found = {type(value) for value in series.dropna()}
+        if found <= {str}:
+            return "string"
+    raise DataError(f"column {series.name!r} holds {series.dtype} values, which a field can't; drop it (--drop) or convert it")
+
+
+def python_values(series, kind):
+    """A column as the JSON values a request would send: None for a gap."""
+    values = series.astype(object).where(series.notna(), None).tolist()
+    if kind == "integer":
+        return [None if v is None else int(v) for v in values]
+    if kind == "number":
+        return [None if v is None else float(v) for v in values]
+    if kind == "boolean":
+        return [None if v is None else bool(v) for v in values]
+    return values
+
+
+def csv_data(path, target, sep=",", drop=()):
+    import pandas as pd  # a training-time tool only: serving never imports it for these models
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, sep=sep)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable CSV ({err})") from None
+    notes = []
+    first = table.columns[0]
+    if str(first).startswith("Unnamed: 0") and pd.api.types.is_integer_dtype(table[first]) and table[first].is_unique:
+        table = table.drop(columns=[first])
+        notes.append("the first column, unnamed and 0, 1, 2, ..., is the index pandas writes with to_csv: "
+                      "dropped (save with index=False to leave it out)")
     if target not in table.columns:
-        raise DataError(
-            f"{path}: no column {target!r}; the columns are: {', '.join(map(str, table.columns))}"
-        )
+        hint = f"; is it separated by something else than {sep!r}? (--sep)" if table.shape[1] == 1 else ""
+        raise DataError(f"{path}: no column {target!r}; the columns are: {', '.join(map(str, table.columns))}{hint}")
+    unknown = [column for column in drop if column not in table.columns]
+    if unknown:
+        raise DataError(f"{path}: --drop names columns it doesn't have: {', '.join(unknown)}")
+    table = table.drop(columns=list(drop))
+    missing_target = table[target].isna()
+    if missing_target.all():
+        raise DataError(f"{path}: the target {target!r} is empty on every line")
+    if missing_target.any():
+        lines = ", ".join(str(i + 2) for i in np.flatnonzero(missing_target.to_numpy())[:5])
+        notes.append(f"{int(missing_target.sum())} rows without a {target} dropped (lines {lines}...)")
+        table = table[~missing_target]
     features = table.drop(columns=[target])
     if features.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides the target {target!r}")
-    non_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if non_numeric:
-        raise DataError(f"{path}: non-numeric feature columns: {', '.join(non_numeric)}")
-    features = features.astype("float64")
-    missing = features.isna() | ~np.isfinite(features)
-    missing_target = table[target].isna()
-    bad_rows = missing.any(axis=1) | missing_target
-    if bad_rows.any():
-        count = int(missing.to_numpy().sum() + missing_target.sum())
-        # Row numbers as a spreadsheet shows them: the header is line 1.
-        first = ", ".join(str(i + 2) for i in np.flatnonzero(bad_rows.to_numpy())[:5])
-        raise DataError(f"{path}: {count} missing or non-finite values; first on lines {first}")
-    labels, y = np.unique(table[target].astype(str).to_numpy(), return_inverse=True)
+    types = [column_type(features[column]) for column in features.columns]
+    for column, kind in zip(features.columns, types):
+        if kind == "number" and np.isinf(features[column].to_numpy(dtype=float, na_value=np.nan)).any():
+            raise DataError(f"{path}: column {column!r} holds an infinite value")
+        distinct = features[column].nunique()
+        if kind == "string" and distinct > max(50, len(table) // 2):
+            notes.append(f"column {column!r} has {distinct} different values in {len(table)} rows: one-hot "
+                         f"encoded, it can only tell rows apart; leave it out with --drop {column}")
+    columns = [python_values(features[column], kind) for column, kind in zip(features.columns, types)]
+    labels = table[target]
     return {
         "name": model_name(path),
         "source": path.name,
-        "columns": [str(c) for c in features.columns],
-        "X": features.to_numpy(),
-        "y": y,
-        "class_names": [str(label) for label in labels],
         "target": str(target),
+        "columns": [str(c) for c in features.columns],
+        "types": types,
+        "values": [list(row) for row in zip(*columns)],
+        "labels": python_values(labels, column_type(labels)),
+        "class_names": None,
+        "notes": notes,
     }
 
 
-def check_trainable(data):
-    counts = np.bincount(data["y"], minlength=len(data["class_names"]))
-    if len(data["class_names"]) < 2:
-        raise DataError(f"the target {data['target']!r} has a single class; nothing to predict")
-    too_few = [name for name, count in zip(data["class_names"], counts) if count < CV_FOLDS]
-    if too_few:
-        raise DataError(
-            f"classes with fewer than {CV_FOLDS} rows (needed for {CV_FOLDS}-fold "
-            f"cross-validation): {', '.join(too_few)}"
-        )
+def choose_task(data, task=None):
+    """Classification or regression, from the target unless told; and why, to print."""
+    labels = data["labels"]
+    distinct = len(set(labels))
+    numeric = all(type(v) in (int, float) for v in labels)
+    integral = numeric and all(float(v).is_integer() for v in labels)
+    if task is None:
+        task = "regression" if numeric and (not integral or distinct > MAX_CLASSES) else "classification"
+    if task == "regression" and not numeric:
+        raise DataError(f"the target {data['target']!r} holds text, so it can't be a regression")
+    other = "classification" if task == "regression" else "regression"
+    kind = "numbers" if task == "regression" else "values"
+    return task, f"target {data['target']!r} holds {distinct} distinct {kind}; --task {other} to change it"
 
 
-def make_pipeline():
-    return Pipeline([("scaler", StandardScaler()), ("model", LogisticRegression())])
+def fields_of(data):
+    """Each column as a field; all may be null when the pipeline imputes, that is when the table
+    has gaps or categories (see make_pipeline)."""
+    fields = []
+    for i, (name, column, kind) in enumerate(zip(field_names(data["columns"]), data["columns"], data["types"])):
+        seen = [row[i] for row in data["values"] if row[i] is not None]
+        field = {"name": name, "column": column, "type": kind, "nullable": False}
+        if kind in ("string", "boolean") or (kind == "integer" and len(set(seen)) <= FEW_VALUES):
+            field["categories"] = sorted(set(seen))
+            field["unknown_categories"] = "ignore"
+        elif seen:
+            field["range"] = [min(seen), max(seen)]
+        fields.append(field)
+    if any("categories" in field for field in fields) or any(None in row for row in data["values"]):
+        for field in fields:
+            field["nullable"] = True
+    return fields
 
 
-def train(data, out_dir):
-    """Fit, then write model.pkl and model.json into out_dir. Returns the metadata."""
-    features = field_names(data["columns"])
-    check_trainable(data)
-    X, y = np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"])
-
-    cv = StratifiedKFold(n_splits=CV_FOLDS)
-    cv_accuracy = float(cross_val_score(make_pipeline(), X, y, cv=cv).mean())
-    # Fitted on a plain array, not a DataFrame, so serving needs no pandas.
-    pipeline = make_pipeline().fit(X, y)
-    training_accuracy = float(pipeline.score(X, y))
-    fields = [
-        {"name": name, "column": column, "type": "number", "nullable": False, "range": [float(low), float(high)]}
-        for name, column, low, high in zip(features, data["columns"], X.min(axis=0), X.max(axis=0))
+def make_pipeline(task, fields):
+    """StandardScaler and the estimator for numbers without gaps; else one ColumnTransformer in
+    front of it, by column position (the pipeline takes arrays, not DataFrames)."""
+    estimator = Ridge() if task == "regression" else LogisticRegression()
+    categorical = [i for i, field in enumerate(fields) if "categories" in field]
+    if not any(field["nullable"] for field in fields):
+        return Pipeline([("scaler", StandardScaler()), ("model", estimator)])
+    numeric = [i for i in range(len(fields)) if i not in categorical]
+    steps = [
+        ("numbers", Pipeline([("fill", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+        ("categories", Pipeline([("fill", SimpleImputer(strategy="most_frequent")),
+                                 ("encode", OneHotEncoder(handle_unknown="ignore"))]), categorical),
     ]
-    return write_bundle(pipeline, {
+    if task == "classification":
+        estimator.set_params(max_iter=1000)
+    return Pipeline([("columns", ColumnTransformer([step for step in steps if step[2]])), ("model", estimator)])
+
+
+def labels_of(data, task):
+    """The target as the model learns it: integers stay integers (a float target of whole
+    numbers is one with gaps, read as floats by pandas), text stays text."""
+    labels = data["labels"]
+    if task == "classification" and all(type(v) in (int, float) for v in labels):
+        return np.array([int(v) for v in labels])
+    return np.array(labels, dtype=np.float64 if task == "regression" else object)
+
+
+def scores(task, pipeline, X, y):
+    """Cross-validated scores on shuffled folds with a fixed seed, beside a trivial baseline's
+    (the majority class, or the mean), so that one can see whether the model learned anything."""
+    if task == "classification":
+        counts = {label: int((y == label).sum()) for label in set(y.tolist())}
+        too_few = sorted(str(label) for label, count in counts.items() if count < CV_FOLDS)
+        if too_few:
+            raise DataError(f"classes with fewer than {CV_FOLDS} rows (needed for {CV_FOLDS}-fold "
+                            f"cross-validation): {', '.join(too_few)}")
+        folds, baseline, metrics = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=0), DummyClassifier(), ["accuracy"]
+    else:
+        if len(y) < 2 * CV_FOLDS:
+            raise DataError(f"{len(y)} rows are too few for {CV_FOLDS}-fold cross-validation")
+        folds, baseline, metrics = KFold(CV_FOLDS, shuffle=True, random_state=0), DummyRegressor(), ["r2", "neg_mean_absolute_error"]
+    found = {}
+    for name, estimator in (("cv", pipeline), ("baseline_cv", baseline)):
+        result = cross_validate(estimator, X, y, cv=folds, scoring=metrics)
+        for metric in metrics:
+            value = float(result[f"test_{metric}"].mean())
+            key = {"neg_mean_absolute_error": "mae", "accuracy": "accuracy", "r2": "r2"}[metric]
+            found[f"{name}_{key}"] = round(-value if key == "mae" else value, 4)
+    return found
+
+
+def train(data, out_dir, task=None):
+    """Fit, then write model.pkl and model.json into out_dir. Returns the metadata and what to print."""
+    task, why = choose_task(data, task)
+    fields = fields_of(data)
+    if task == "classification" and len(set(data["labels"])) < 2:
+        raise DataError(f"the target {data['target']!r} has a single class; nothing to predict")
+    schema = Schema(fields)
+    X = schema.pipeline_input(data["values"], "array")  # as serving builds it from a request's rows
+    y = labels_of(data, task)
+    pipeline = make_pipeline(task, fields)
+    metrics = scores(task, pipeline, X, y)
+    pipeline.fit(X, y)
+    if task == "classification":
+        metrics = {"training_accuracy": round(float(pipeline.score(X, y)), 4), **metrics}
+    else:
+        metrics = {"training_r2": round(float(pipeline.score(X, y)), 4), **metrics}
+    complete = next((row for row in data["values"] if None not in row), data["values"][0])
+    description = {
         "name": data["name"],
-        "task": "classification",
-        "data": {"source": data["source"], "rows": int(X.shape[0]), "target": data["target"]},
+        "task": task,
+        "data": {"source": data["source"], "rows": len(data["values"]), "target": data["target"]},
         "fields": fields,
         "input": "array",
-        "classes": [int(label) for label in pipeline.classes_],
-        "class_names": data["class_names"],
         "pipeline": [f"{name}: {type(step).__name__}" for name, step in pipeline.steps],
-        "metrics": {"training_accuracy": round(training_accuracy, 4), "cv_accuracy": round(cv_accuracy, 4)},
-        "example": dict(zip(features, (float(v) for v in X[0]))),
+        "metrics": metrics,
+        "example": dict(zip(schema.names, complete)),
         "modules": [],
-    }, out_dir)
+    }
+    if task == "classification":
+        classes = [label.item() if hasattr(label, "item") else label for label in pipeline.classes_]
+        description["classes"] = classes
+        description["class_names"] = data["class_names"] or [str(label) for label in classes]
+    return write_bundle(pipeline, description, out_dir), why
+
+
+def summary(metadata, why, notes, out):
+    fields = metadata["fields"]
+    kinds = ", ".join(f"{field['name']} ({field['type']}{', may be null' if field['nullable'] else ''})" for field in fields)
+    m = metadata["metrics"]
+    lines = [f"trained on {metadata['data']['source']}: {metadata['data']['rows']} rows, {len(fields)} features: {kinds}",
+             f"task: {metadata['task']} ({why})"]
+    if metadata["task"] == "classification":
+        lines.append(f"{len(metadata['classes'])} classes ({', '.join(metadata['class_names'])})")
+        lines.append(f"training accuracy {m['training_accuracy']:.4f}, {CV_FOLDS}-fold cross-validated accuracy "
+                     f"{m['cv_accuracy']:.4f} (always guessing the most frequent class: {m['baseline_cv_accuracy']:.4f})")
+    else:
+        lines.append(f"{CV_FOLDS}-fold cross-validated R² {m['cv_r2']:.4f}, mean absolute error {m['cv_mae']:.4g} "
+                     f"(always guessing the mean: R² {m['baseline_cv_r2']:.4f}, mean absolute error {m['baseline_cv_mae']:.4g})")
+    lines += [f"note: {note}" for note in notes]
+    folder = Path(out).resolve()
+    shown = folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+    lines.append(f"wrote {shown / 'model.pkl'} and {shown / 'model.json'}")
+    return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="CSV file to train on (default: the iris data set)")
     parser.add_argument("--target", help="the CSV column to predict (required with --data)")
+    parser.add_argument("--task", choices=("classification", "regression"), help="default: chosen from the target")
+    parser.add_argument("--drop", default="", help="columns to leave out, comma separated")
+    parser.add_argument("--sep", default=",", help="the CSV's separator (default ,)")
     parser.add_argument("--out", default=str(HERE), help="folder for model.pkl and model.json")
     args = parser.parse_args(argv)
     if bool(args.data) != bool(args.target):
         parser.error("--data and --target go together")
     try:
-        data = csv_data(args.data, args.target) if args.data else iris_data()
-        metadata = train(data, args.out)
+        drop = [column for column in args.drop.split(",") if column]
+        data = csv_data(args.data, args.target, args.sep, drop) if args.data else iris_data()
+        metadata, why = train(data, args.out, args.task)
     except DataError as err:
         print(f"train.py: {err}", file=sys.stderr)
         print("train.py: nothing written; the existing model is unchanged", file=sys.stderr)
         return 1
-    print(
-        f"trained on {metadata['data']['source']}: {metadata['data']['rows']} rows, "
-        f"{len(metadata['fields'])} features ({', '.join(field['name'] for field in metadata['fields'])}), "
-        f"{len(metadata['class_names'])} classes ({', '.join(metadata['class_names'])})\n"
-        f"training accuracy {metadata['metrics']['training_accuracy']:.4f}, "
-        f"{CV_FOLDS}-fold cross-validated accuracy {metadata['metrics']['cv_accuracy']:.4f}\n"
-        f"wrote {Path(args.out) / 'model.pkl'} (sha256 {metadata['model_sha256'][:12]}...) "
-        f"and {Path(args.out) / 'model.json'}"
-    )
+    print(summary(metadata, why, data["notes"], args.out))
     return 0
 
 
