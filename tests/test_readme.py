@@ -110,7 +110,9 @@ def run(language, code, server):
         command = [sys.executable, "-c", code]
     else:  # a shell block runs as the reader's shell would, from the project's folder
         command = ["bash", "-euo", "pipefail", "-c", code]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # A reader's shell: not inside `make test` (whose MAKELEVEL makes a nested make announce itself).
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     return subprocess.run(command, cwd=server.folder, capture_output=True, text=True, timeout=900, env=env)
 
 
