@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 SERVE_VENV := .venv-serve
 PORT ?= 8080
 HOST ?= 127.0.0.1
-ARCHIVE_FILES := main.py formats.py model_loader.py safe_pickle.py settings.py validation.py openapi.py page.html model.pkl model.json requirements.txt
+# The bundle's own modules, for a pipeline of one's own steps (make package MODULES=...), as model.json lists them.
+MODEL_MODULES := $(shell $(PYTHON) -c 'import json; print(" ".join(m + ".py" for m in json.load(open("model.json"))["modules"]))' 2>/dev/null)
+ARCHIVE_FILES := main.py formats.py model_loader.py safe_pickle.py settings.py validation.py openapi.py page.html model.pkl model.json requirements.txt $(MODEL_MODULES)
 # Debian packages some targets need: Chromium for the browser tests, wrk for load.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
@@ -17,7 +19,7 @@ REGION ?= us-central1
 RUNTIME ?= python312
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test serve archive verify wheels bench soak deploy bigquery-sql screenshot clean
+.PHONY: help install train package test serve archive verify wheels bench soak deploy bigquery-sql screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +46,11 @@ wrk:
 train: install ## fit a pipeline on iris, or DATA=file.csv TARGET=column [TASK= DROP=a,b SEP=';' OUT=folder]
 	@$(BIN)/python train.py $(if $(DATA),--data "$(DATA)" --target "$(TARGET)") $(if $(TASK),--task "$(TASK)") \
 		$(if $(DROP),--drop "$(DROP)") $(if $(SEP),--sep "$(SEP)") $(if $(OUT),--out "$(OUT)")
+
+package: install ## describe a pipeline made elsewhere: MODEL=model.pkl [DATA=sample.csv TARGET= MODULES=a.py CLASS_NAMES=a,b NAME= OUT=]
+	@$(BIN)/python package.py "$(MODEL)" $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
+		$(if $(MODULES),--modules "$(MODULES)") $(if $(CLASS_NAMES),--class-names "$(CLASS_NAMES)") \
+		$(if $(NAME),--name "$(NAME)") $(if $(OUT),--out "$(OUT)")
 
 test: install chromium ## run every test
 	$(BIN)/python -m pytest

@@ -1,4 +1,5 @@
-"""Writing a bundle: model.pkl and model.json, as serving reads and checks them.
+"""Describing a table's columns as fields, and writing a bundle: model.pkl and model.json, as
+serving reads and checks them.
 
 train.py and package.py describe a fitted pipeline; `write_bundle` pickles it, records the
 pickle's SHA-256, the versions that made it, the linear scorer where the pipeline has one (and
@@ -21,6 +22,83 @@ import scipy
 import sklearn
 
 from model_loader import AffineSoftmax, affine_softmax, agrees, check_metadata, metadata_digest
+
+FEW_VALUES = 10  # an integer column with at most this many values is a category (a year, a class of travel)
+
+
+class DataError(Exception):
+    """The data can't make (or describe) a model; the message says why."""
+
+
+def field_name(column):
+    """`"sepal length (cm)"` -> `"sepal_length"`: lower case, units in parentheses dropped, every
+    run of anything but letters (of any alphabet) and digits an underscore."""
+    without_units = re.sub(r"\([^)]*\)", " ", str(column))
+    return re.sub(r"[\W_]+", "_", without_units.lower()).strip("_")
+
+
+def field_names(columns):
+    names = [field_name(column) for column in columns]
+    for column, name in zip(columns, names):
+        if not name:
+            raise DataError(f"column {column!r} gives no usable field name")
+    seen = {}
+    for column, name in zip(columns, names):
+        if name in seen:
+            raise DataError(f"columns {seen[name]!r} and {column!r} both become field {name!r}; rename one")
+        seen[name] = column
+    return names
+
+
+def column_type(series):
+    """A pandas column's field type, or a DataError for what a field can't hold."""
+    import pandas as pd
+
+    kinds = pd.api.types
+    if kinds.is_bool_dtype(series):
+        return "boolean"
+    if kinds.is_integer_dtype(series):
+        return "integer"
+    if kinds.is_float_dtype(series):
+        return "number"
+    if kinds.is_string_dtype(series) or kinds.is_object_dtype(series):
+        found = {type(value) for value in series.dropna()}
+        if found <= {str}:
+            return "string"
+    raise DataError(f"column {series.name!r} holds {series.dtype} values, which a field can't; drop it (--drop) or convert it")
+
+
+def python_values(series, kind):
+    """A column as the JSON values a request would send: None for a gap."""
+    values = series.astype(object).where(series.notna(), None).tolist()
+    if kind == "integer":
+        return [None if v is None else int(v) for v in values]
+    if kind == "number":
+        return [None if v is None else float(v) for v in values]
+    if kind == "boolean":
+        return [None if v is None else bool(v) for v in values]
+    return values
+
+
+def fields_of(data, encoded=None):
+    """Each column of `data` ("columns", "types", "values": rows as JSON values) as a field, with
+    the categories a fitted encoder knows (`encoded`: {column: values}) or else the sample's. All
+    may be null when the pipeline imputes, that is when the table has gaps or categories."""
+    encoded = encoded or {}
+    fields = []
+    for i, (name, column, kind) in enumerate(zip(field_names(data["columns"]), data["columns"], data["types"])):
+        seen = [row[i] for row in data["values"] if row[i] is not None]
+        field = {"name": name, "column": column, "type": kind, "nullable": False}
+        if column in encoded or kind in ("string", "boolean") or (kind == "integer" and len(set(seen)) <= FEW_VALUES):
+            field["categories"] = sorted(set(seen) | set(encoded.get(column, ())), key=lambda v: (repr(type(v)), v))
+            field["unknown_categories"] = "ignore"
+        elif seen:
+            field["range"] = [min(seen), max(seen)]
+        fields.append(field)
+    if any("categories" in field for field in fields) or any(None in row for row in data["values"]):
+        for field in fields:
+            field["nullable"] = True
+    return fields
 
 
 def model_name(text):
@@ -68,5 +146,24 @@ def write_bundle(pipeline, description, out_dir):
         json_path.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
         os.replace(pickle_path, out_dir / "model.pkl")
         os.replace(json_path, out_dir / "model.json")
+    if (out_dir / "requirements.txt").is_file():
+        pin_pandas(out_dir / "requirements.txt", metadata["input"] == "dataframe")
     return metadata
+
+
+PANDAS_NOTE = "# model.pkl's pipeline takes a pandas DataFrame (this pin and note are the bundle writer's)"
+
+
+def pin_pandas(requirements, needed):
+    """requirements.txt pins pandas (the version installed here) exactly when the model needs it:
+    deployed, it costs a model that doesn't a cold start's import and its memory."""
+    lines = requirements.read_text().splitlines()
+    if PANDAS_NOTE in lines:
+        at = lines.index(PANDAS_NOTE)
+        del lines[at:at + 2]
+    if needed:
+        from importlib.metadata import version
+
+        lines += [PANDAS_NOTE, f"pandas=={version('pandas')}"]
+    requirements.write_text("\n".join(lines) + "\n")
 

@@ -21,6 +21,7 @@ its own predict_proba. Unpickling goes through safe_pickle, which runs no one's 
 """
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -469,6 +470,9 @@ def load_model(folder, expected_sha256=None):
     metadata = read_metadata(folder)
     content = read_pickle(metadata, folder, expected_sha256)
     check_versions(metadata)
+    if metadata["input"] == "dataframe" and importlib.util.find_spec("pandas") is None:
+        raise ModelError(f"{METADATA_FILE}: this pipeline takes a pandas DataFrame, and pandas is not installed; "
+                         "pin it in requirements.txt (make package does)")
     model = LoadedModel(metadata, AffineSoftmax.from_metadata(metadata), content)
     if model.scorer is None:
         model.check()  # nothing can answer until the pipeline is unpickled

@@ -100,11 +100,11 @@ class SafeUnpickler(NumpyUnpickler):
         return allowed(module, name, self.own_modules)
 
 
-def load(content, own_modules=()):
+def load(content, own_modules=(), unpickler=SafeUnpickler):
     """The object pickled in `content` (bytes: joblib.dump's or pickle.dump's). RefusedGlobal if it
     asks for anything not allowed; the other errors a broken pickle raises, otherwise."""
     if not content.startswith(b"\x80"):
         # joblib.dump and pickle.dump write protocol 2 or newer, which opens with this byte; a
         # compressed file (joblib.dump(..., compress=...)) does not.
         raise pickle.UnpicklingError("not a pickle of protocol 2 or newer (compressed?); save it with joblib.dump(pipeline, file)")
-    return SafeUnpickler(content, own_modules).load()
+    return unpickler(content, own_modules).load()

@@ -19,7 +19,6 @@ succeeded, and replaced together, so a failed run leaves the previous model in p
 """
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -33,37 +32,12 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from bundle_writer import model_name, write_bundle
+from bundle_writer import DataError, column_type, field_names, fields_of, model_name, python_values, write_bundle
 from validation import Schema
 
 HERE = Path(__file__).resolve().parent
 CV_FOLDS = 5
-FEW_VALUES = 10  # an integer column with at most this many values is a category (a year, a class of travel)
 MAX_CLASSES = 20  # a numeric target with more distinct values than this is a regression
-
-
-class DataError(Exception):
-    """The training data can't make a model; the message says why."""
-
-
-def field_name(column):
-    """`"sepal length (cm)"` -> `"sepal_length"`: lower case, units in parentheses dropped, every
-    run of anything but letters (of any alphabet) and digits an underscore."""
-    without_units = re.sub(r"\([^)]*\)", " ", str(column))
-    return re.sub(r"[\W_]+", "_", without_units.lower()).strip("_")
-
-
-def field_names(columns):
-    names = [field_name(column) for column in columns]
-    for column, name in zip(columns, names):
-        if not name:
-            raise DataError(f"column {column!r} gives no usable field name")
-    seen = {}
-    for column, name in zip(columns, names):
-        if name in seen:
-            raise DataError(f"columns {seen[name]!r} and {column!r} both become field {name!r}; rename one")
-        seen[name] = column
-    return names
 
 
 def iris_data():
@@ -79,36 +53,6 @@ def iris_data():
         "class_names": [str(name) for name in iris.target_names],
         "notes": [],
     }
-
-
-def column_type(series):
-    """A pandas column's field type, or a DataError for what a field can't hold."""
-    import pandas as pd
-
-    kinds = pd.api.types
-    if kinds.is_bool_dtype(series):
-        return "boolean"
-    if kinds.is_integer_dtype(series):
-        return "integer"
-    if kinds.is_float_dtype(series):
-        return "number"
-    if kinds.is_string_dtype(series) or kinds.is_object_dtype(series):
-        found = {type(value) for value in series.dropna()}
-        if found <= {str}:
-            return "string"
-    raise DataError(f"column {series.name!r} holds {series.dtype} values, which a field can't; drop it (--drop) or convert it")
-
-
-def python_values(series, kind):
-    """A column as the JSON values a request would send: None for a gap."""
-    values = series.astype(object).where(series.notna(), None).tolist()
-    if kind == "integer":
-        return [None if v is None else int(v) for v in values]
-    if kind == "number":
-        return [None if v is None else float(v) for v in values]
-    if kind == "boolean":
-        return [None if v is None else bool(v) for v in values]
-    return values
 
 
 def csv_data(path, target, sep=",", drop=()):
@@ -180,25 +124,6 @@ def choose_task(data, task=None):
     other = "classification" if task == "regression" else "regression"
     kind = "numbers" if task == "regression" else "values"
     return task, f"target {data['target']!r} holds {distinct} distinct {kind}; --task {other} to change it"
-
-
-def fields_of(data):
-    """Each column as a field; all may be null when the pipeline imputes, that is when the table
-    has gaps or categories (see make_pipeline)."""
-    fields = []
-    for i, (name, column, kind) in enumerate(zip(field_names(data["columns"]), data["columns"], data["types"])):
-        seen = [row[i] for row in data["values"] if row[i] is not None]
-        field = {"name": name, "column": column, "type": kind, "nullable": False}
-        if kind in ("string", "boolean") or (kind == "integer" and len(set(seen)) <= FEW_VALUES):
-            field["categories"] = sorted(set(seen))
-            field["unknown_categories"] = "ignore"
-        elif seen:
-            field["range"] = [min(seen), max(seen)]
-        fields.append(field)
-    if any("categories" in field for field in fields) or any(None in row for row in data["values"]):
-        for field in fields:
-            field["nullable"] = True
-    return fields
 
 
 def make_pipeline(task, fields):

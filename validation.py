@@ -132,10 +132,10 @@ class Field:
         elif type(value) is not (str if self.type == "string" else bool):
             raise InputError(f"{self.name} must be {self.kind}, not {kind_of(value)}", path(prefix, key))
         if self.known is not None and value not in self.known:
-            if not self.ignores_unknown:
-                raise InputError(f"{self.name} must be one of {', '.join(map(str, self.categories))}, not "
-                                 f"{shown(value) if type(value) is str else value!r}", path(prefix, key))
             quoted = shown(value) if type(value) is str else repr(value)
+            if not self.ignores_unknown:
+                raise InputError(f"{self.name} must be one of {', '.join(map(str, self.categories))}, not {quoted}",
+                                 path(prefix, key))
             warnings.append(f"{self.name} {quoted} is not a value seen in training "
                             f"({', '.join(map(str, self.categories))})")
         elif self.range is not None and not self.range[0] <= value <= self.range[1]:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import functions_framework
+import numpy as np
 import orjson
 import pytest
 from sklearn.datasets import load_iris
@@ -16,7 +17,8 @@ from localserver import TUTORIAL_ROW, LocalServer, free_port  # noqa: F401 (shar
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 # What archive.zip holds, as the Makefile says: the one list of the bundle's files.
-ARCHIVE_FILES = re.search(r"^ARCHIVE_FILES := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+ARCHIVE_FILES = [name for name in re.search(r"^ARCHIVE_FILES := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+                 if not name.startswith("$(")]  # the model's own modules: none for iris
 SERVED_FILES = [name for name in ARCHIVE_FILES if name not in ("model.pkl", "model.json", "requirements.txt")]
 
 
@@ -32,6 +34,32 @@ def field_names(metadata):
 
 def columns(metadata):
     return [field["column"] for field in metadata["fields"]]
+
+
+def as_requests(table, metadata, by="name"):
+    """The rows as JSON objects, keyed by field name (or by training column), gaps as null."""
+    features = table[columns(metadata)].astype(object)
+    records = features.where(features.notna(), None).to_dict("records")
+    keys = dict(zip(columns(metadata), field_names(metadata) if by == "name" else columns(metadata)))
+    return [{keys[column]: (value.item() if hasattr(value, "item") else value) for column, value in row.items()}
+            for row in records]
+
+
+def close(answers, expected):
+    """The same answers; floats to 1e-12, since a batch and a row alone may round differently in
+    the pipeline's own arithmetic."""
+    assert len(answers) == len(expected)
+    for got, want in zip(answers, expected):
+        assert got.keys() == want.keys()
+        for key in want:
+            if isinstance(want[key], dict):
+                assert list(got[key]) == list(want[key])
+                assert np.allclose(list(got[key].values()), list(want[key].values()), rtol=0, atol=1e-12)
+            elif isinstance(want[key], float):
+                assert got[key] == pytest.approx(want[key], rel=1e-12)
+            else:
+                assert got[key] == want[key]
+    return True
 
 
 def run_train(*args):

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+import bundle_writer
 import train
 from conftest import FUNCTIONS_FRAMEWORK, ROOT, TUTORIAL_ROW, Server, columns, edit_by_hand, field_names, rewrite
 from model_loader import ModelError, affine_softmax, load_model, metadata_digest
@@ -72,11 +73,11 @@ def test_requirements_pin_the_versions_that_made_the_model(metadata):
 
 
 def test_field_names_come_from_column_names():
-    assert train.field_name("sepal length (cm)") == "sepal_length"
-    assert train.field_name("Alcohol %") == "alcohol"
-    assert train.field_name("OD280/OD315 of diluted wines") == "od280_od315_of_diluted_wines"
-    with pytest.raises(train.DataError, match="both become field 'a_b'"):
-        train.field_names(["a b", "A-B"])
+    assert bundle_writer.field_name("sepal length (cm)") == "sepal_length"
+    assert bundle_writer.field_name("Alcohol %") == "alcohol"
+    assert bundle_writer.field_name("OD280/OD315 of diluted wines") == "od280_od315_of_diluted_wines"
+    with pytest.raises(bundle_writer.DataError, match="both become field 'a_b'"):
+        bundle_writer.field_names(["a b", "A-B"])
 
 
 # The loader refuses any bundle that doesn't hold together, with one line naming the file and

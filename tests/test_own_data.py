@@ -17,8 +17,9 @@ import pytest
 import requests
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 
+import bundle_writer
 import train
-from conftest import ROOT, SERVED_FILES, Server, columns, field_names, is_compact_json, run_train
+from conftest import ROOT, SERVED_FILES, Server, as_requests, close, columns, field_names, is_compact_json, run_train
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +82,6 @@ def as_pipeline_takes_it(table, metadata):
     return features.where(features.notna(), np.nan).to_numpy()
 
 
-def as_requests(table, metadata, by="name"):
-    """The rows as JSON objects, keyed by field name (or by training column), gaps as null."""
-    features = table[columns(metadata)].astype(object)
-    records = features.where(features.notna(), None).to_dict("records")
-    keys = dict(zip(columns(metadata), field_names(metadata) if by == "name" else columns(metadata)))
-    return [{keys[column]: (value.item() if hasattr(value, "item") else value) for column, value in row.items()}
-            for row in records]
-
-
 def expected_answers(pipeline, X, metadata):
     if metadata["task"] == "regression":
         return [{"predicted_value": value} for value in pipeline.predict(X).tolist()]
@@ -102,23 +94,6 @@ def expected_answers(pipeline, X, metadata):
 
 def without_warnings(answers):
     return [{key: value for key, value in answer.items() if key != "warnings"} for answer in answers]
-
-
-def close(answers, expected):
-    """The same answers; floats to 1e-12, since a batch and a row alone may round differently in
-    the pipeline's own arithmetic."""
-    assert len(answers) == len(expected)
-    for got, want in zip(answers, expected):
-        assert got.keys() == want.keys()
-        for key in want:
-            if isinstance(want[key], dict):
-                assert list(got[key]) == list(want[key])
-                assert np.allclose(list(got[key].values()), list(want[key].values()), rtol=0, atol=1e-12)
-            elif isinstance(want[key], float):
-                assert got[key] == pytest.approx(want[key], rel=1e-12)
-            else:
-                assert got[key] == want[key]
-    return True
 
 
 def test_every_format_answers_what_the_served_pipeline_answers(trained):
@@ -230,9 +205,9 @@ def test_a_sorted_table_is_scored_on_shuffled_folds(tmp_path, committed_model):
 
 
 def test_field_names_keep_letters_of_any_alphabet():
-    assert train.field_name("Schnabellänge (mm)") == "schnabellänge"
-    assert train.field_name("年") == "年"
-    assert train.field_name("Flipper-Länge_mm") == "flipper_länge_mm"
+    assert bundle_writer.field_name("Schnabellänge (mm)") == "schnabellänge"
+    assert bundle_writer.field_name("年") == "年"
+    assert bundle_writer.field_name("Flipper-Länge_mm") == "flipper_länge_mm"
 
 
 def test_class_names_that_need_escaping_in_json(tmp_path, committed_model):
