@@ -19,7 +19,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import bundle_writer
-import train
 from conftest import FUNCTIONS_FRAMEWORK, ROOT, TUTORIAL_ROW, Server, columns, edit_by_hand, field_names, rewrite
 from model_loader import ModelError, affine_softmax, load_model, metadata_digest
 

@@ -18,7 +18,6 @@ import requests
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 
 import bundle_writer
-import train
 from conftest import ROOT, SERVED_FILES, Server, as_requests, close, columns, field_names, is_compact_json, run_train
 
 
