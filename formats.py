@@ -5,11 +5,13 @@ InputError naming the bad value), and `answer(labels, probabilities)` writes its
 model's answers for those rows, in order.
 
   Single    {"sepal_length": 5.1, ...}        -> {"predicted_class": 0, ...}   the original contract
-  Batch     {"instances": [row, ...]}         -> {"predictions": [answer, ...]}
+  Batch     {"instances": [row, ...]}         -> {"predictions": [answer, ...]}  (Vertex AI: "parameters" beside)
   BigQuery  {"calls": [[arg, ...], ...]}      -> {"replies": [reply, ...]}
+  MLflow    {"dataframe_split": ...}, {"dataframe_records": ...}, {"inputs": ...}, and at /invocations
+            {"instances": ...} too            -> {"predictions": [label, ...]}, as MLflow's scoring server
 """
 
-from validation import batch_rows, bigquery_return, bigquery_rows, single_row
+from validation import InputError, batch_rows, bigquery_return, bigquery_rows, check_count, kind_of, path, shown, single_row
 
 
 def row_answer(model, label, probabilities=None, warnings=()):
@@ -57,7 +59,9 @@ class Batch(Single):
 
     def __init__(self, body, model, max_rows):
         self.model = model
-        self.rows, self.warnings = batch_rows(body, model.schema, max_rows)
+        # Vertex AI sends its prediction request's parameters beside the instances, MLflow its params;
+        # no model here takes any.
+        self.rows, self.warnings = batch_rows(body, model.schema, max_rows, beside=("parameters", "params"))
 
     @staticmethod
     def where(i):
@@ -96,10 +100,85 @@ class BigQuery:
         return {"errorMessage": (where + message + why)[:1000]}  # BigQuery shows at most 1,000 characters
 
 
-def request_format(body):
-    """The format of a parsed POST body."""
-    if isinstance(body, dict) and "calls" in body:
-        return BigQuery
-    if isinstance(body, dict) and "instances" in body:
-        return Batch
+class MLflow:
+    """The bodies MLflow's scoring server reads (what pandas users make with df.to_dict(orient=
+    "split") or orient="records"), answered as it answers a scikit-learn model: the labels (a
+    regression's values) of its predict, in order. Its errors are MLflow's, still naming the field."""
+
+    KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+    def __init__(self, body, model, max_rows):
+        self.model, self.schema = model, model.schema
+        if not isinstance(body, dict) or sum(key in body for key in self.KEYS) != 1:
+            raise InputError(f"the body must hold one of {', '.join(self.KEYS)}")
+        self.key = next(key for key in self.KEYS if key in body)
+        unknown = [key for key in body if key not in (self.key, "params")]
+        if unknown:
+            raise InputError(f"unknown field {shown(unknown[0])} beside {self.key}", path("", unknown[0]))
+        if "params" in body and not isinstance(body["params"], dict):
+            raise InputError(f"params must be an object, not {kind_of(body['params'])}", "params")
+        rows, prefix = self.rows_of(body[self.key])
+        if not rows:
+            raise InputError(f"{self.key} holds no rows", self.key)
+        check_count(len(rows), max_rows, self.key)
+        self.prefix = prefix
+        self.rows = [self.schema.row(row, prefix(i))[0] for i, row in enumerate(rows)]
+
+    def rows_of(self, value):
+        """The rows a format's value holds, and each row's JSON path."""
+        key = self.key
+        if key == "dataframe_split":
+            if not isinstance(value, dict) or not isinstance(value.get("data"), list):
+                raise InputError("dataframe_split must be an object with data (and columns, index)", key)
+            unknown = [name for name in value if name not in ("columns", "data", "index")]
+            if unknown:
+                raise InputError(f"unknown field {shown(unknown[0])} in dataframe_split", path(key, unknown[0]))
+            if not isinstance(value.get("index", []), list):  # the rows' labels: not used
+                raise InputError(f"dataframe_split.index must be an array, not {kind_of(value['index'])}", f"{key}.index")
+            columns, data = value.get("columns"), value["data"]
+            if "columns" in value:
+                if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+                    raise InputError("dataframe_split.columns must be an array of names", f"{key}.columns")
+                data = [dict(zip(columns, row)) if isinstance(row, list) and len(row) == len(columns) else row
+                        for row in data]
+            return data, lambda i: f"{key}.data[{i}]"
+        if key == "inputs" and isinstance(value, dict):  # a column each: {"petal_width": [0.2, ...], ...}
+            lengths = {len(v) if isinstance(v, list) else None for v in value.values()}
+            if len(lengths) != 1 or None in lengths:
+                raise InputError("inputs as columns must be arrays of one length", key)
+            count = lengths.pop()
+            return [{name: column[i] for name, column in value.items()} for i in range(count)], lambda i: f"{key}[{i}]"
+        if not isinstance(value, list):
+            raise InputError(f"{key} must be an array of rows, not {kind_of(value)}", key)
+        return value, lambda i: f"{key}[{i}]"
+
+    def where(self, i):
+        return self.prefix(i)
+
+    def answer(self, labels, probabilities):
+        return {"predictions": labels}
+
+    @staticmethod
+    def error(message, field=None, cause=None):
+        where, why = f"{field}: " if field else "", f" ({cause})" if cause else ""
+        return {"error_code": "TEMPORARILY_UNAVAILABLE" if cause else "BAD_REQUEST", "message": where + message + why}
+
+
+FORMATS = ("a row, an object of the fields; {\"instances\": [...]} (Vertex AI, KServe); {\"calls\": [...]} "
+           "(BigQuery); {\"dataframe_split\": ...}, {\"dataframe_records\": [...]} or {\"inputs\": ...} (MLflow)")
+
+
+def request_format(body, model, mlflow=False):
+    """The format of a parsed POST body: at /invocations MLflow's alone, elsewhere any."""
+    if mlflow:
+        return MLflow
+    if isinstance(body, dict):
+        if "calls" in body:
+            return BigQuery
+        if "instances" in body:
+            return Batch
+        if any(key in body for key in ("dataframe_split", "dataframe_records", "inputs")):
+            return MLflow
+        if body and not any(key in model.schema.by_key for key in body):
+            raise InputError(f"the body is none of the formats this function reads: {FORMATS}")
     return Single

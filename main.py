@@ -21,11 +21,15 @@ import traceback
 from pathlib import Path
 from typing import NamedTuple
 
+import flask
 import functions_framework
 import orjson
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
 
-from formats import Single, bigquery_returns, request_format
-from model_loader import ModelError, load_model
+import open_inference
+from formats import MLflow, Single, bigquery_returns, request_format
+from model_loader import MODEL_FAILED, ModelError, load_model
 from openapi import description, openapi_document
 from settings import SettingError, read_settings
 from validation import InputError, parse_json
@@ -48,7 +52,6 @@ try:
 except (SettingError, ModelError) as err:
     sys.exit(f"cannot serve: {err}")
 
-MODEL_FAILED = "the model failed its check when this instance started"  # a 503's error
 RETRY_AFTER = {"Retry-After": "60"}  # seconds: this instance will not recover, a new one may
 
 
@@ -58,12 +61,10 @@ DESCRIPTION = orjson.dumps(description(MODEL.metadata, LIMITS), option=orjson.OP
 OPENAPI = orjson.dumps(openapi_document(MODEL.metadata, bigquery_returns(MODEL), MAX_INSTANCES), option=orjson.OPT_INDENT_2)
 PAGE = (HERE / "page.html").read_bytes()
 JSON_TYPE = {"Content-Type": "application/json"}
-ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type",
     "Access-Control-Max-Age": "3600",
-    "Allow": ALLOWED_METHODS,
 }
 
 
@@ -83,6 +84,16 @@ def json_answer(body, status=200, headers=JSON_TYPE, rows=0):
 
 def error_answer(err):
     return json_answer({"error": err.message, "field": err.field}, err.status)
+
+
+def refusal_answer(request, err):
+    """A request refused before its body was read, in the error shape its route's clients read."""
+    endpoint = route(request.path)[0]
+    if endpoint == "invocations":
+        return json_answer(MLflow.error(err.message, err.field), err.status)
+    if endpoint in OPEN_INFERENCE:
+        return json_answer({"error": err.message}, err.status)
+    return error_answer(err)
 
 
 class RefusedUnread(InputError):
@@ -115,14 +126,12 @@ def failed_check_answer(answers=Single):
     return json_answer(answers.error(MODEL_FAILED, cause=str(MODEL.failure)), 503, {**JSON_TYPE, **RETRY_AFTER})
 
 
-def post(data):
+def post(data, mlflow=False):
     """POST: rows to predict, in one of the formats in formats.py; the answer in the same format."""
+    answers = MLflow if mlflow else Single  # whose errors, until the body says which format it is
     try:
         body = parse_json(data)
-    except InputError as err:
-        return error_answer(err)
-    answers = request_format(body)
-    try:
+        answers = request_format(body, MODEL, mlflow)
         request = answers(body, MODEL, MAX_INSTANCES)  # checks every row
         labels, probabilities = MODEL.predict(request.rows, request.where)
     except InputError as err:
@@ -136,26 +145,70 @@ def wants_html(request):
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
+# The routes besides the root, which is every other path: MLflow's scoring server's, and the
+# Open Inference Protocol's (open_inference.py).
+ROUTES = Map([
+    Rule("/openapi.json", endpoint="openapi"),
+    Rule("/<path:prefix>/openapi.json", endpoint="openapi"),
+    Rule("/invocations", endpoint="invocations"),
+    Rule("/ping", endpoint="ping"),
+    Rule("/health", endpoint="ping"),
+    Rule("/v2", endpoint="server"),
+    Rule("/v2/health/live", endpoint="live"),
+    Rule("/v2/health/ready", endpoint="ready"),
+    *(Rule(model + suffix, endpoint=endpoint) for model in ("/v2/models/<name>", "/v2/models/<name>/versions/<version>")
+      for suffix, endpoint in (("", "model"), ("/ready", "model_ready"), ("/infer", "infer"))),
+    Rule("/v2/<path:rest>", endpoint="unknown"),
+    Rule("/robots.txt", endpoint="unknown"),
+    Rule("/favicon.ico", endpoint="unknown"),
+], strict_slashes=False, merge_slashes=False).bind("")
+OPEN_INFERENCE = {"server", "live", "ready", "model", "model_ready", "infer", "unknown"}
+ALLOWED = {"root": "GET, HEAD, POST, OPTIONS", "invocations": "POST, OPTIONS", "infer": "POST, OPTIONS"}
+
+
+def allowed(endpoint):
+    """The methods a route takes, for Allow: POST at the root and where rows are predicted, else GET."""
+    return ALLOWED.get(endpoint, "GET, HEAD, OPTIONS")
+
+
+def route(path):
+    try:
+        return ROUTES.match(path)
+    except HTTPException:  # none of them: the root
+        return "root", {}
+
+
 def respond(request):
-    """Route by method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
+    """Route by path and method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
     if len(request.path) > MAX_PATH:
         raise RefusedUnread(f"the path is {len(request.path)} characters; the limit is {MAX_PATH}", status=414)
-    data = read_body(request)  # whatever the method: only POST uses it
-    if request.method == "POST":
-        return post(data)
-    if request.method in ("GET", "HEAD"):
-        if request.path.rstrip("/").endswith("/openapi.json") or "openapi" in request.args:
+    data = read_body(request)  # whatever the method: only a POST uses it
+    endpoint, args = route(request.path)
+    if request.method == "OPTIONS":
+        return Answer(b"", 204, {**PREFLIGHT_HEADERS, "Allow": allowed(endpoint)})
+    if endpoint in OPEN_INFERENCE:
+        try:
+            body, status, rows = open_inference.respond(endpoint, args, request.method, data, request.headers,
+                                                        MODEL, MAX_INSTANCES)
+        except ModelError:
+            body, status, rows = {"error": f"{MODEL_FAILED}: {MODEL.failure}"}, 503, 0
+        headers = {**JSON_TYPE, **(RETRY_AFTER if status == 503 else {}), **({"Allow": allowed(endpoint)} if status == 405 else {})}
+        return json_answer(body, status, headers, rows)
+    if request.method == "POST" and endpoint in ("root", "invocations"):
+        return post(data, mlflow=endpoint == "invocations")
+    if request.method in ("GET", "HEAD") and endpoint != "invocations":
+        if endpoint == "ping":  # as MLflow's scoring server, for a load balancer's health check
+            return Answer(b"\n", headers={"Content-Type": "text/plain"})
+        if endpoint == "openapi" or "openapi" in request.args:
             return Answer(OPENAPI)
         if wants_html(request):  # the page asks for the description, and shows a failure's cause
             return Answer(PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
         if MODEL.failure is not None:  # not a description of a model that can't answer
             return failed_check_answer()
         return Answer(DESCRIPTION)
-    if request.method == "OPTIONS":
-        return Answer(b"", 204, PREFLIGHT_HEADERS)
     return json_answer(
-        {"error": f"method {request.method} is not allowed; POST predicts, GET describes the model", "field": None},
-        405, {**JSON_TYPE, "Allow": ALLOWED_METHODS},
+        {"error": f"method {request.method} is not allowed here; this route takes {allowed(endpoint)}", "field": None},
+        405, {**JSON_TYPE, "Allow": allowed(endpoint)},
     )
 
 
@@ -210,6 +263,13 @@ def report_model_check(failure):
         log({"severity": "ERROR", "message": f"cannot serve: {failure}"})
 
 
+@functions_framework.errorhandler(404)
+def unroutable(error):
+    """A path functions-framework's own routing refuses (one holding a newline, say) is still a
+    path of this function's, answered as any other."""
+    return predict(flask.request)
+
+
 @functions_framework.http
 def predict(request):
     started = time.perf_counter()
@@ -219,7 +279,7 @@ def predict(request):
         answer = respond(request)
         body = answer.body
     except RefusedUnread as err:
-        answer = error_answer(err)
+        answer = refusal_answer(request, err)
         # functions-framework reads the whole body after every answer that is not a stream (its
         # `read_request`); for a body refused unread, that would hold all of it in memory, or fail
         # and turn this answer into a 500. It leaves a stream alone. (tests/test_framework.py fails

@@ -51,6 +51,9 @@ class ModelError(Exception):
     """The model can't be served; the message is one line naming the file and the cause."""
 
 
+MODEL_FAILED = "the model failed its check when this instance started"  # what every request then gets
+
+
 def metadata_digest(metadata):
     """The SHA-256 model.json records of itself: over every key but this one, written canonically."""
     rest = {key: value for key, value in metadata.items() if key != "metadata_sha256"}
@@ -370,6 +373,7 @@ class LoadedModel:
         self.schema = Schema(metadata["fields"])
         self.features = self.schema.names
         self.task = metadata["task"]
+        self.version = metadata["model_sha256"][:12]  # the model's version, as the Open Inference Protocol asks
         self.classes = metadata.get("classes", [])
         self.class_names = metadata.get("class_names", [])
         self.class_name = dict(zip(self.classes, self.class_names))

@@ -117,7 +117,8 @@ def openapi_document(metadata, bigquery_returns, max_instances):
                     "items": {"oneOf": [ref("Row"), ref("RowList")]},
                     "minItems": 1,
                     "maxItems": max_instances,
-                }
+                },
+                "parameters": {"type": "object", "description": "Vertex AI's parameters; no model here takes any"},
             },
             "required": ["instances"],
             "additionalProperties": False,
@@ -171,6 +172,8 @@ def openapi_document(metadata, bigquery_returns, max_instances):
             "properties": {"errorMessage": {"type": "string", "maxLength": 1000}},
             "required": ["errorMessage"],
         },
+        **mlflow_schemas(metadata, features, max_instances, ref),
+        **open_inference_schemas(metadata),
         "Description": {
             "type": "object",
             "properties": {"model": {"type": "object"}, "requests": {"type": "object"}, "limits": {"type": "object"}},
@@ -196,27 +199,27 @@ def openapi_document(metadata, bigquery_returns, max_instances):
                     "requestBody": {
                         "required": True,
                         "content": json_content(
-                            {"oneOf": [ref("Row"), ref("Batch"), ref("BigQueryRequest")]}, example
+                            {"oneOf": [ref("Row"), ref("Batch"), ref("BigQueryRequest"), ref("MLflowRequest")]}, example
                         ),
                     },
                     "responses": {
                         "200": {
                             "description": "The answer: one, a list, or BigQuery's replies",
                             "content": json_content(
-                                {"oneOf": [ref("Answer"), ref("Predictions"), ref("BigQueryReplies")]}
+                                {"anyOf": [ref("Answer"), ref("Predictions"), ref("BigQueryReplies"), ref("MLflowPredictions")]}
                             ),
                         },
                         "400": {
                             "description": "Bad input (BigQuery requests get errorMessage)",
-                            "content": json_content({"oneOf": [ref("Error"), ref("BigQueryError")]}),
+                            "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
                         },
                         "413": {
                             "description": "Body or batch over the limit",
-                            "content": json_content({"oneOf": [ref("Error"), ref("BigQueryError")]}),
+                            "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
                         },
                         "503": {
                             "description": "model.pkl failed the check this instance ran on it when it started",
-                            "content": json_content({"oneOf": [ref("Error"), ref("BigQueryError")]}),
+                            "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
                         },
                     },
                 },
@@ -246,6 +249,111 @@ def openapi_document(metadata, bigquery_returns, max_instances):
                     "responses": {"200": {"description": "OpenAPI 3.1", "content": json_content({"type": "object"})}},
                 }
             },
+            "/invocations": {
+                "post": {
+                    "operationId": "mlflow_invocations",
+                    "summary": "Predict rows in a format of MLflow's scoring server, answered as it answers",
+                    "requestBody": {"required": True, "content": json_content(ref("MLflowRequest"))},
+                    "responses": {
+                        "200": {"description": "The labels, or a regression's values", "content": json_content(ref("MLflowPredictions"))},
+                        **{code: {"description": why, "content": json_content(ref("MLflowError"))} for code, why in (
+                            ("400", "Bad input"), ("413", "Body or rows over the limit"), ("503", "model.pkl failed its check"))},
+                    },
+                }
+            },
+            **{route: {"get": {"operationId": f"mlflow_{route[1:]}", "summary": "200 while the function runs (MLflow's health check)",
+                               "responses": {"200": {"description": "A newline", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
+               for route in ("/ping", "/health")},
+            **open_inference_paths(metadata, json_content, ref),
         },
         "components": {"schemas": schemas},
     }
+
+
+def mlflow_schemas(metadata, features, max_instances, ref):
+    """MLflow's scoring formats, for this model's fields (dataframe_split with the field names as
+    its columns, in order; the training columns' names are read too)."""
+    rows = {"type": "array", "items": {"oneOf": [ref("Row"), ref("RowList")]}, "minItems": 1, "maxItems": max_instances}
+    label = {"type": "number"} if metadata["task"] == "regression" else {"enum": metadata["classes"]}
+    split = {"type": "object", "properties": {
+        "columns": {"const": features}, "data": {"type": "array", "items": ref("RowList"), "minItems": 1, "maxItems": max_instances},
+        "index": {"type": "array"}}, "required": ["data"], "additionalProperties": False,
+        "description": "Without columns, each row's values are in the fields' order"}
+    one_of = [("dataframe_split", split), ("dataframe_records", {**rows, "items": ref("Row")}), ("instances", rows), ("inputs", rows)]
+    return {
+        "MLflowRequest": {"oneOf": [{"type": "object", "properties": {key: schema, "params": {"type": "object"}},
+                                     "required": [key], "additionalProperties": False} for key, schema in one_of]},
+        "MLflowPredictions": {"type": "object", "properties": {"predictions": {"type": "array", "items": label}},
+                              "required": ["predictions"]},
+        "MLflowError": {"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+                        "required": ["error_code", "message"]},
+    }
+
+
+def open_inference_schemas(metadata):
+    tensor = {"type": "object", "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
+                                               "shape": {"type": "array", "items": {"type": "integer"}}},
+              "required": ["name", "datatype", "shape"]}
+    return {
+        "InferenceTensorMetadata": tensor,
+        "InferenceRequest": {
+            "type": "object",
+            "description": "One tensor per field, named by the field (BYTES for text), of shape [rows] or [rows, 1]; "
+                           "or, for a model of numbers, one tensor of shape [rows, fields]",
+            "properties": {
+                "id": {"type": "string"},
+                "parameters": {"type": "object"},
+                "inputs": {"type": "array", "minItems": 1, "items": {**tensor, "properties": {
+                    **tensor["properties"], "parameters": {"type": "object"}, "data": {"type": "array"}}}},
+                "outputs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}},
+                                                       "required": ["name"]}},
+            },
+            "required": ["inputs"],
+        },
+        "InferenceResponse": {"type": "object", "properties": {
+            "model_name": {"const": metadata["name"]}, "model_version": {"type": "string"}, "id": {"type": "string"},
+            "outputs": {"type": "array", "items": {**tensor, "properties": {**tensor["properties"], "data": {"type": "array"}}}}},
+            "required": ["model_name", "outputs"]},
+        "InferenceError": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+    }
+
+
+def open_inference_paths(metadata, json_content, ref):
+    """The Open Inference Protocol's routes (open_inference.py)."""
+    error = {"content": json_content(ref("InferenceError"))}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"enum": [metadata["name"]]},
+            "description": "The model's name"}
+    version = {"name": "version", "in": "path", "required": True, "schema": {"enum": [metadata["model_sha256"][:12]]},
+               "description": "The model's version"}
+    health = {"type": "object", "properties": {"live": {"type": "boolean"}, "ready": {"type": "boolean"},
+                                               "name": {"type": "string"}}}
+
+    def get(operation, summary, schema, parameters=(), not_ready=False):
+        responses = {"200": {"description": summary, "content": json_content(schema)}, "404": {"description": "No such model", **error}}
+        if not_ready:
+            responses["503"] = {"description": "Not ready: the model failed its check", "content": json_content(health)}
+        return {"get": {"operationId": operation, "summary": summary, "parameters": list(parameters), "responses": responses}}
+
+    paths = {
+        "/v2": get("oip_server_metadata", "The server's name, version and extensions",
+                   {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                                     "extensions": {"type": "array", "items": {"type": "string"}}}}),
+        "/v2/health/live": get("oip_live", "Live", health),
+        "/v2/health/ready": get("oip_ready", "Ready to answer", health, not_ready=True),
+    }
+    for base, parameters, tag in (("/v2/models/{name}", [name], ""), ("/v2/models/{name}/versions/{version}", [name, version], "_version")):
+        paths[base] = get(f"oip_model_metadata{tag}", "The model's inputs and outputs", {"type": "object", "properties": {
+            "name": {"type": "string"}, "versions": {"type": "array"}, "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": ref("InferenceTensorMetadata")},
+            "outputs": {"type": "array", "items": ref("InferenceTensorMetadata")}}}, parameters)
+        paths[base + "/ready"] = get(f"oip_model_ready{tag}", "Ready to answer", health, parameters, not_ready=True)
+        paths[base + "/infer"] = {"post": {
+            "operationId": f"oip_infer{tag}", "summary": "Predict the rows the input tensors hold", "parameters": parameters,
+            "requestBody": {"required": True, "content": {**json_content(ref("InferenceRequest")),
+                                                          "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"200": {"description": "predict, and predict_proba for a classifier that gives them",
+                                  "content": json_content(ref("InferenceResponse"))},
+                          **{code: {"description": why, **error} for code, why in (
+                              ("400", "Bad input"), ("404", "No such model"), ("413", "Body or rows over the limit"),
+                              ("503", "model.pkl failed its check"))}}}}
+    return paths

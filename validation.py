@@ -217,6 +217,9 @@ def batch_rows(body, schema, max_rows, beside=()):
     unknown = [key for key in body if key != "instances" and key not in beside]
     if unknown:
         raise InputError(f"unknown field {shown(unknown[0])} beside instances", path("", unknown[0]))
+    for key in beside:
+        if key in body and not isinstance(body[key], dict):
+            raise InputError(f"{key} must be an object, not {kind_of(body[key])}", key)
     instances = body["instances"]
     if not isinstance(instances, list):
         raise InputError(f"instances must be an array of rows, not {kind_of(instances)}", "instances")

@@ -67,9 +67,9 @@ def test_a_bad_row_fails_the_request_naming_it(client, instances, field, error):
 
 
 def test_unknown_key_beside_instances(client):
-    response = client.post("/", json={"instances": [AS_LIST], "parameters": {}})
+    response = client.post("/", json={"instances": [AS_LIST], "colour": "blue"})
     assert response.status_code == 400
-    assert response.get_json()["field"] == "parameters"
+    assert response.get_json() == {"error": "unknown field 'colour' beside instances", "field": "colour"}
 
 
 def test_too_many_rows_is_413(client, monkeypatch):

@@ -38,14 +38,16 @@ def test_example_in_the_document_predicts(client):
 
 
 def test_generated_requests_against_the_live_server(server, tmp_path):
-    """schemathesis sends at least 1000 generated requests, valid and invalid: never a 5xx,
-    every answer as the document says, bad data refused and good data accepted."""
+    """schemathesis sends at least 1000 generated requests (200 an operation), valid and invalid, with every check it
+    has (each is on by default; tests/schemathesis.toml says where and why one is not): never a
+    5xx, every answer as the document says, bad data refused and good data accepted."""
     result = subprocess.run(
         [str(SCHEMATHESIS), "--config-file", str(ROOT / "tests" / "schemathesis.toml"), "run",
-         f"{server.url}openapi.json", "--checks", "all", "--max-examples", "1000",
-         "--seed", "1", "--workers", "2"],
+         f"{server.url}openapi.json", "--max-examples", "200",
+         "--seed", "1", "--workers", "1"],
         # A fixed seed and a count, not a time budget, so the same cases run on any machine
-        # (1233 of them); the timeout bounds the run. Its cache stays out of the repository.
+        # (some 3,800 of them); the timeout bounds the run. One worker: Python 3.11's ast.parse,
+        # which hypothesis calls, is not safe in two threads at once. Its cache stays out of the repository.
         capture_output=True, text=True, timeout=400, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:]

@@ -23,7 +23,7 @@ from conftest import ROOT, copy_project, free_port
 
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "design.md", ROOT / "bench" / "README.md"]
 
-README_URL = "http://127.0.0.1:8080/"
+README_ADDRESS = "127.0.0.1:8080"  # the README's make serve; a test serves on a free port instead
 RUNNABLE = {"bash", "python"}
 OUTPUTS = {"text", "json"}
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -105,7 +105,7 @@ def same_with_numbers_to_the_digits_shown(expected, actual):
 
 
 def run(language, code, server):
-    code = code.replace(README_URL, server.url)
+    code = code.replace(README_ADDRESS, server.url.removeprefix("http://").rstrip("/"))
     if language == "python":
         command = [sys.executable, "-c", code]
     else:  # a shell block runs as the reader's shell would, from the project's folder
