@@ -21,7 +21,7 @@ import numpy as np
 import scipy
 import sklearn
 
-from model_loader import AffineSoftmax, affine_softmax, agrees, check_metadata, metadata_digest
+from model_loader import AffineSoftmax, affine_softmax, check_metadata, metadata_digest
 
 FEW_VALUES = 10  # an integer column with at most this many values is a category (a year, a class of travel)
 
@@ -133,8 +133,8 @@ def write_bundle(pipeline, description, out_dir):
                 "joblib": joblib.__version__,
             },
         }
-        # The numbers a new instance answers with until it has unpickled model.pkl itself;
-        # written only if they give the pipeline's own answers.
+        # The numbers a serving instance answers with, without scikit-learn; written only if they
+        # give the pipeline's own answers.
         scorer = affine_softmax(pipeline)
         if scorer is not None and agrees(scorer, pipeline):
             metadata["scorer"] = scorer.as_json(pickle_sha256)
@@ -149,6 +149,18 @@ def write_bundle(pipeline, description, out_dir):
     if (out_dir / "requirements.txt").is_file():
         pin_pandas(out_dir / "requirements.txt", metadata["input"] == "dataframe")
     return metadata
+
+
+def agrees(scorer, pipeline, count=512):
+    """Whether the scorer gives the pipeline's classes, and its probabilities within 1e-9, on
+    points spread well beyond the training data."""
+    scaler = pipeline.steps[0][1]
+    mean = scaler.mean_ if scaler.mean_ is not None else 0.0  # None: StandardScaler(with_mean=False, with_std=False)
+    scale = scaler.scale_ if scaler.scale_ is not None else 1.0
+    probe = mean + scale * np.random.default_rng(0).normal(scale=3.0, size=(count, scaler.n_features_in_))
+    fast, exact = scorer.rows(probe), pipeline.predict_proba(probe)
+    return (np.allclose(fast, exact, rtol=0, atol=1e-9)
+            and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe)))
 
 
 PANDAS_NOTE = "# model.pkl's pipeline takes a pandas DataFrame (this pin and note are the bundle writer's)"

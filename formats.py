@@ -50,8 +50,8 @@ class Single:
         return row_answer(self.model, labels[0], probabilities and probabilities[0], self.warnings)
 
     @staticmethod
-    def error(message, field=None, cause=None):
-        return {"error": message, "field": field, **({"cause": cause} if cause else {})}
+    def error(message, field=None):
+        return {"error": message, "field": field}
 
 
 class Batch(Single):
@@ -95,9 +95,9 @@ class BigQuery:
         return {"replies": [next(replies) if is_scored else None for is_scored in self.scored]}
 
     @staticmethod
-    def error(message, field=None, cause=None):
-        where, why = f"{field}: " if field else "", f" ({cause})" if cause else ""
-        return {"errorMessage": (where + message + why)[:1000]}  # BigQuery shows at most 1,000 characters
+    def error(message, field=None):
+        where = f"{field}: " if field else ""
+        return {"errorMessage": (where + message)[:1000]}  # BigQuery shows at most 1,000 characters
 
 
 class MLflow:
@@ -159,9 +159,9 @@ class MLflow:
         return {"predictions": labels}
 
     @staticmethod
-    def error(message, field=None, cause=None):
-        where, why = f"{field}: " if field else "", f" ({cause})" if cause else ""
-        return {"error_code": "TEMPORARILY_UNAVAILABLE" if cause else "BAD_REQUEST", "message": where + message + why}
+    def error(message, field=None):
+        where = f"{field}: " if field else ""
+        return {"error_code": "BAD_REQUEST", "message": where + message}
 
 
 FORMATS = ("a row, an object of the fields; {\"instances\": [...]} (Vertex AI, KServe); {\"calls\": [...]} "

@@ -29,7 +29,7 @@ from werkzeug.routing import Map, Rule
 
 import open_inference
 from formats import MLflow, Single, bigquery_returns, request_format
-from model_loader import MODEL_FAILED, ModelError, load_model
+from model_loader import ModelError, load_model
 from openapi import description, openapi_document
 from settings import SettingError, read_settings
 from validation import InputError, parse_json
@@ -39,11 +39,10 @@ MAX_PATH = 8192  # characters; a longer path gets 414
 LOGGED_TEXT = 300  # characters of a path or user agent that a log line keeps
 
 # The model is loaded once per instance, when Cloud Functions imports this file, and reused by
-# every request. Loading takes milliseconds: it reads model.json's scorer (the numbers the
-# function answers with) and checks model.json and model.pkl. A setting, a model or a file that
-# can't be trusted stops the instance here, with one line saying why. Importing scikit-learn to
-# unpickle model.pkl and check the scorer against it takes a second or more, so each process does
-# that in the background, from its first request on (see `predict`).
+# every request. A setting, a model or a file that can't be trusted stops the instance here,
+# with one line saying why. For train.py's iris model this takes milliseconds, and scikit-learn is
+# never imported: the function answers from model.json's scorer, found to be model.pkl's own
+# numbers (model_loader.py). Any other pipeline is unpickled here, and answers itself.
 try:
     MAX_BODY_BYTES, MAX_INSTANCES, ALLOWED_ORIGINS, MODEL_SHA256 = read_settings(os.environ)
     MODEL = load_model(HERE, expected_sha256=MODEL_SHA256)
@@ -51,8 +50,6 @@ try:
         raise SettingError("page.html: not found")
 except (SettingError, ModelError) as err:
     sys.exit(f"cannot serve: {err}")
-
-RETRY_AFTER = {"Retry-After": "60"}  # seconds: this instance will not recover, a new one may
 
 
 # GET's answers never change while the instance lives: built once, here.
@@ -121,11 +118,6 @@ def read_body(request):
     return data
 
 
-def failed_check_answer(answers=Single):
-    """What every request gets once model.pkl has failed its check: 503, saying why."""
-    return json_answer(answers.error(MODEL_FAILED, cause=str(MODEL.failure)), 503, {**JSON_TYPE, **RETRY_AFTER})
-
-
 def post(data, mlflow=False):
     """POST: rows to predict, in one of the formats in formats.py; the answer in the same format."""
     answers = MLflow if mlflow else Single  # whose errors, until the body says which format it is
@@ -136,8 +128,6 @@ def post(data, mlflow=False):
         labels, probabilities = MODEL.predict(request.rows, request.where)
     except InputError as err:
         return json_answer(answers.error(err.message, err.field), err.status)
-    except ModelError:  # model.pkl failed the background check: see report_model_check
-        return failed_check_answer(answers)
     return json_answer(request.answer(labels, probabilities), rows=len(request.rows))
 
 
@@ -187,12 +177,9 @@ def respond(request):
     if request.method == "OPTIONS":
         return Answer(b"", 204, {**PREFLIGHT_HEADERS, "Allow": allowed(endpoint)})
     if endpoint in OPEN_INFERENCE:
-        try:
-            body, status, rows = open_inference.respond(endpoint, args, request.method, data, request.headers,
-                                                        MODEL, MAX_INSTANCES)
-        except ModelError:
-            body, status, rows = {"error": f"{MODEL_FAILED}: {MODEL.failure}"}, 503, 0
-        headers = {**JSON_TYPE, **(RETRY_AFTER if status == 503 else {}), **({"Allow": allowed(endpoint)} if status == 405 else {})}
+        body, status, rows = open_inference.respond(endpoint, args, request.method, data, request.headers,
+                                                    MODEL, MAX_INSTANCES)
+        headers = {**JSON_TYPE, **({"Allow": allowed(endpoint)} if status == 405 else {})}
         return json_answer(body, status, headers, rows)
     if request.method == "POST" and endpoint in ("root", "invocations"):
         return post(data, mlflow=endpoint == "invocations")
@@ -201,10 +188,8 @@ def respond(request):
             return Answer(b"\n", headers={"Content-Type": "text/plain"})
         if endpoint == "openapi" or "openapi" in request.args:
             return Answer(OPENAPI)
-        if wants_html(request):  # the page asks for the description, and shows a failure's cause
+        if wants_html(request):  # the page asks for the description
             return Answer(PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
-        if MODEL.failure is not None:  # not a description of a model that can't answer
-            return failed_check_answer()
         return Answer(DESCRIPTION)
     return json_answer(
         {"error": f"method {request.method} is not allowed here; this route takes {allowed(endpoint)}", "field": None},
@@ -256,13 +241,6 @@ def log_request(request, answer, started):
     })
 
 
-def report_model_check(failure):
-    if failure is None:
-        log({"severity": "INFO", "message": f"model checked: {MODEL.pickle_name} gives the scorer's answers"})
-    else:
-        log({"severity": "ERROR", "message": f"cannot serve: {failure}"})
-
-
 @functions_framework.errorhandler(404)
 def unroutable(error):
     """A path functions-framework's own routing refuses (one holding a newline, say) is still a
@@ -275,7 +253,6 @@ def predict(request):
     started = time.perf_counter()
     headers = {}
     try:
-        MODEL.check_in_background(report_model_check)
         answer = respond(request)
         body = answer.body
     except RefusedUnread as err:

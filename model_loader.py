@@ -1,32 +1,31 @@
 """Loading the model once, and only a model that holds together.
 
 A bundle is model.pkl (the fitted pipeline, as joblib.dump writes it) and model.json (what
-serving needs to know about it). `load_model(folder)` checks, before the first answer and
-without importing scikit-learn:
+serving needs to know about it). `load_model(folder)` checks, before the first answer:
 
 - model.json as a whole: its own SHA-256 (`metadata_sha256`, over the rest of the file, so an
   edit by hand is found), every key's type, unique field and class names, an example that covers
   the fields, and a scorer that fits them;
 - model.pkl's SHA-256: the one model.json records, and the one MODEL_SHA256 requires, if set;
-- the scikit-learn and numpy versions installed: those that made the pickle.
+- the scikit-learn and numpy versions installed: those that made the pickle;
+- the pipeline in model.pkl: its classes, its number of features, and that it answers.
 
 Anything wrong raises ModelError, one line naming the file (or setting) and the cause.
 
 A fitted StandardScaler + LogisticRegression is `softmax(x @ weights + bias)`: train.py writes
 those numbers into model.json as its `scorer`, with the SHA-256 of the very pickle they were
-computed from. With a scorer, the model answers at once, and each process unpickles model.pkl in
-the background (`check_in_background`) and checks the scorer against it again; if that fails, it
-refuses to answer from then on. Without one, model.pkl is unpickled at start and answers through
-its own predict_proba. Unpickling goes through safe_pickle, which runs no one's code.
+computed from. With a scorer, the model answers from it, and scikit-learn is never imported
+(a second of a small instance's CPU, and 100 MiB): model.pkl is read with stand-ins for those two
+classes, and its numbers must give the scorer's very floats. Without one, model.pkl is
+unpickled, and answers through its own predict and predict_proba. Unpickling goes through
+safe_pickle, which runs no one's code.
 """
 
 import hashlib
 import importlib.util
 import json
 import math
-import os
 import re
-import threading
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -37,7 +36,7 @@ import safe_pickle
 from validation import InputError, Schema, path, writable
 
 # A pipeline fitted on a pandas DataFrame warns each time it is given an array of the same columns
-# (as the background check gives it): the answers are the same, and the warning would fill the log.
+# (as serving gives it where make package found the answers the same): the warning would fill the log.
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
 
 METADATA_FILE = "model.json"
@@ -49,9 +48,6 @@ NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
 
 class ModelError(Exception):
     """The model can't be served; the message is one line naming the file and the cause."""
-
-
-MODEL_FAILED = "the model failed its check when this instance started"  # what every request then gets
 
 
 def metadata_digest(metadata):
@@ -198,18 +194,12 @@ def installed_version(package):
 
 
 def check_versions(metadata):
-    made_with = metadata["versions"]
+    made_with, name = metadata["versions"], metadata["model_file"]
     sklearn_version = installed_version("scikit-learn")
     if made_with["scikit-learn"] != sklearn_version:
-        raise ModelError(
-            f"{metadata['model_file']}: made with scikit-learn {made_with['scikit-learn']}, but scikit-learn "
-            f"{sklearn_version} is installed; install the version it was made with, or retrain"
-        )
+        raise version_refusal(name, "scikit-learn", made_with["scikit-learn"], sklearn_version)
     if made_with["numpy"].split(".")[0] != np.__version__.split(".")[0]:
-        raise ModelError(
-            f"{metadata['model_file']}: made with numpy {made_with['numpy']}, but numpy {np.__version__} "
-            "is installed; install the version it was made with, or retrain"
-        )
+        raise version_refusal(name, "numpy", made_with["numpy"], np.__version__)
 
 
 def read_pickle(metadata, folder, expected_sha256=None):
@@ -291,50 +281,95 @@ class AffineSoftmax:
         return exps / exps.sum(axis=1, keepdims=True)
 
 
-def affine_softmax(pipeline):
-    """The pipeline as an AffineSoftmax if it is StandardScaler + LogisticRegression, else None."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+# The one pipeline that has a linear form: its classes, as a pickle names them.
+PIPELINE, SCALER, CLASSIFIER = ("sklearn.pipeline.Pipeline", "sklearn.preprocessing._data.StandardScaler",
+                                "sklearn.linear_model._logistic.LogisticRegression")
 
-    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+
+def class_path(obj):
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def affine_softmax(pipeline):
+    """The pipeline as an AffineSoftmax if it is StandardScaler + LogisticRegression, else None.
+
+    It takes scikit-learn's objects, or the StandIns safe_pickle reads in their place, alike. The
+    numbers are computed the same way on every machine (elementwise, and each bias summed by
+    math.fsum, where a matrix product's rounding depends on the CPU), so that a serving instance
+    computes them again from model.pkl and finds the very floats train.py wrote into model.json.
+    """
+    steps = getattr(pipeline, "steps", None)
+    if class_path(pipeline) != PIPELINE or not isinstance(steps, list) or len(steps) != 2:
         return None
-    scaler, classifier = (step for _, step in pipeline.steps)
-    if type(scaler) is not StandardScaler or type(classifier) is not LogisticRegression:
+    (_, scaler), (_, classifier) = steps
+    if class_path(scaler) != SCALER or class_path(classifier) != CLASSIFIER:
         return None
-    mean, scale = scaler_mean_and_scale(scaler)
-    weights = (classifier.coef_ / scale).T
-    bias = classifier.intercept_ - (mean / scale) @ classifier.coef_.T
-    if weights.shape[1] == 1:  # binary: one decision function, probability by the logistic
-        weights = np.hstack([-weights / 2, weights / 2])
-        bias = np.array([-bias[0] / 2, bias[0] / 2])
+    n_features, n_classes = scaler.n_features_in_, len(classifier.classes_)
+    # As StandardScaler.transform does: the mean taken away only if with_mean, the scale only if with_std.
+    mean = scaler.mean_ if scaler.with_mean else np.zeros(n_features)
+    scale = scaler.scale_ if scaler.with_std else np.ones(n_features)
+    coef, intercept = classifier.coef_, classifier.intercept_  # one row per class; one row in all if binary
+    rows = 1 if n_classes == 2 else n_classes
+    shapes = [(mean, (n_features,)), (scale, (n_features,)), (coef, (rows, n_features)), (intercept, (rows,))]
+    if n_classes < 2 or not all(type(a) is np.ndarray and a.dtype == np.float64 and a.shape == shape for a, shape in shapes):
+        return None
+    weights = coef.T / scale[:, np.newaxis]
+    shift = mean / scale
+    bias = np.array([math.fsum([intercept[k], *(-shift * coef[k]).tolist()]) for k in range(rows)])
+    if n_classes == 2:  # one decision function, its probability the logistic: softmax of -d/2 and d/2
+        weights, bias = np.hstack([-weights / 2, weights / 2]), np.array([-bias[0] / 2, bias[0] / 2])
     return AffineSoftmax(weights, bias)
 
 
-def scaler_mean_and_scale(scaler):
-    # StandardScaler(with_mean=False) or (with_std=False) stores None for that part.
-    n_features = scaler.n_features_in_
-    mean = scaler.mean_ if scaler.mean_ is not None else np.zeros(n_features)
-    scale = scaler.scale_ if scaler.scale_ is not None else np.ones(n_features)
-    return mean, scale
+def as_list(values):
+    """An array's values as JSON's: numpy's integers and strings as Python's."""
+    return [value.item() if hasattr(value, "item") else value for value in values]
 
 
-def probe_rows(pipeline, count=512, seed=0):
-    """Points spread well beyond the training data, to check a scorer against the pipeline."""
-    mean, scale = scaler_mean_and_scale(pipeline.steps[0][1])
-    rng = np.random.default_rng(seed)
-    return mean + scale * rng.normal(scale=3.0, size=(count, mean.shape[0]))
+def version_refusal(name, package, made_with, installed):
+    return ModelError(f"{name}: made with {package} {made_with}, but {package} {installed} is installed; "
+                      "install the version it was made with, or retrain")
 
 
-def agrees(scorer, pipeline):
-    """Whether the scorer gives the pipeline's classes and probabilities (within 1e-9) on
-    probe points spread well beyond the training data."""
-    probe = probe_rows(pipeline)
-    fast, exact = scorer.rows(probe), pipeline.predict_proba(probe)
-    return (
-        np.allclose(fast, exact, rtol=0, atol=1e-9)
-        and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe))
-    )
+def check_classes(name, classes, metadata):
+    if metadata["task"] == "classification" and classes != metadata["classes"]:
+        raise ModelError(f"{name}: its classes are {classes}, {METADATA_FILE} lists {metadata['classes']}")
+    if metadata["task"] == "regression" and classes:
+        raise ModelError(f"{name}: holds a classifier (classes {classes}), {METADATA_FILE} describes a regression")
+
+
+def check_scorer(scorer, content, metadata):
+    """That model.json's scorer is the linear form of model.pkl's own numbers, found without
+    scikit-learn: the pickle read with StandIns (a millisecond, where importing scikit-learn to
+    unpickle it takes a second and 100 MiB), its linear form computed again, and found to be the
+    scorer's very floats. That this form gives the pipeline's answers, bundle_writer checked with
+    scikit-learn itself, of the version installed here (check_versions, and below)."""
+    name = metadata["model_file"]
+    try:
+        pipeline = safe_pickle.read_parameters(content, (PIPELINE, SCALER, CLASSIFIER))
+    except safe_pickle.RefusedGlobal as err:
+        raise ModelError(f"{name}: {err}") from None
+    except safe_pickle.NoStandIn as err:
+        raise ModelError(f"{name}: {err}, but {METADATA_FILE}'s scorer is a StandardScaler + LogisticRegression "
+                         "pipeline's; write both again with train.py or make package") from None
+    except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
+        raise ModelError(f"{name}: failed to load ({type(err).__name__}: {err})") from None
+    try:
+        found = affine_softmax(pipeline)
+        objects = [pipeline, *(step for _, step in pipeline.steps)]
+        made_with = {getattr(obj, "_sklearn_version", None) for obj in objects}
+        classes = as_list(pipeline.steps[1][1].classes_)
+    except Exception:  # attributes missing or of other types than scikit-learn's own
+        found = None
+    if found is None:
+        raise ModelError(f"{name}: is not the StandardScaler + LogisticRegression pipeline {METADATA_FILE}'s "
+                         "scorer describes; write both again with train.py or make package")
+    installed = installed_version("scikit-learn")
+    if made_with != {installed}:
+        raise version_refusal(name, "scikit-learn", " and ".join(sorted(map(str, made_with - {installed}))), installed)
+    check_classes(name, classes, metadata)
+    if not (np.array_equal(found.weights, scorer.weights) and np.array_equal(found.bias, scorer.bias)):
+        raise ModelError(f"{name}: its numbers are not the scorer in {METADATA_FILE}; write both again with train.py")
 
 
 def unpickle(content, metadata):
@@ -357,18 +392,14 @@ def unpickle(content, metadata):
     n_features = getattr(pipeline, "n_features_in_", None)  # a pipeline of one's own steps may not say
     if n_features is not None and n_features != len(metadata["fields"]):
         raise ModelError(f"{name}: expects {n_features} features, {METADATA_FILE} lists {len(metadata['fields'])} fields")
-    classes = [value.item() if hasattr(value, "item") else value for value in getattr(pipeline, "classes_", [])]
-    if metadata["task"] == "classification" and classes != metadata["classes"]:
-        raise ModelError(f"{name}: its classes are {classes}, {METADATA_FILE} lists {metadata['classes']}")
-    if metadata["task"] == "regression" and classes:
-        raise ModelError(f"{name}: holds a classifier (classes {classes}), {METADATA_FILE} describes a regression")
+    check_classes(name, as_list(getattr(pipeline, "classes_", [])), metadata)
     return pipeline
 
 
 class LoadedModel:
     """model.json, and what scores rows: its scorer, or else the pipeline itself."""
 
-    def __init__(self, metadata, scorer, pickle_bytes):
+    def __init__(self, metadata, scorer=None, pipeline=None):
         self.metadata = metadata
         self.schema = Schema(metadata["fields"])
         self.features = self.schema.names
@@ -378,56 +409,16 @@ class LoadedModel:
         self.class_names = metadata.get("class_names", [])
         self.class_name = dict(zip(self.classes, self.class_names))
         self.scorer = scorer  # an AffineSoftmax, or None
-        self.pickle_name, self.pickle_bytes = metadata["model_file"], pickle_bytes
-        self.pipeline = None  # unpickled by check()
-        self.failure = None  # the ModelError a background check() raised, if it did
-        self.checked_in_process = None
-        self.check_lock = threading.Lock()
+        self.pipeline = pipeline  # the unpickled pipeline, where there is no scorer
 
     @property
     def gives_probabilities(self):
         return self.scorer is not None or (self.task == "classification" and hasattr(self.pipeline, "predict_proba"))
 
-    def check(self):
-        """Unpickle model.pkl and check that the scorer gives the pipeline's answers."""
-        pipeline = unpickle(self.pickle_bytes, self.metadata)
-        if self.scorer is not None and not agrees(self.scorer, pipeline):
-            raise ModelError(
-                f"{self.pickle_name}: its answers differ from the scorer in {METADATA_FILE}; "
-                "write both again with train.py"
-            )
-        self.pipeline = pipeline
-
-    def check_in_background(self, report):
-        """check() in a thread, once per process; then report(the ModelError, or None). Once
-        per process: gunicorn forks its worker after main.py is imported, and threads don't
-        survive a fork. Until the check ends, the scorer answers; if it fails, nothing does.
-        Returns the thread it started, if it started one."""
-        if self.pipeline is not None or self.checked_in_process == os.getpid():
-            return None
-        with self.check_lock:
-            if self.checked_in_process == os.getpid():
-                return None
-            checking = threading.Thread(target=self.check_and_report, args=(report,), daemon=True)
-            checking.start()  # if this fails, the next request tries again
-            self.checked_in_process = os.getpid()
-        return checking
-
-    def check_and_report(self, report):
-        try:
-            self.check()
-        except ModelError as err:
-            self.failure = err
-        except Exception as err:  # whatever went wrong, the scorer is not checked
-            self.failure = ModelError(f"{self.pickle_name}: check failed ({type(err).__name__}: {err})")
-        report(self.failure)
-
     def predict(self, rows, where=lambda i: ""):
         """The model's answers for checked rows: the labels its predict gives (the values, for a
         regression) and, for a classifier that gives them, the class probabilities, as lists. A row
         the pipeline itself refuses is an InputError at `where(i)`, naming the field to blame."""
-        if self.failure is not None:
-            raise self.failure
         if not rows:  # a BigQuery call whose every row holds a NULL
             return [], [] if self.gives_probabilities else None
         if self.scorer is not None:
@@ -469,16 +460,19 @@ class LoadedModel:
 
 
 def load_model(folder, expected_sha256=None):
-    """Read model.json and model.pkl, and check all that can be checked without scikit-learn.
-    `expected_sha256` (MODEL_SHA256) is the SHA-256 model.pkl must have as well as model.json's."""
+    """model.json and model.pkl, read and found to hold together, or ModelError. With a scorer,
+    scikit-learn is not imported. `expected_sha256` (MODEL_SHA256) is the SHA-256 model.pkl must
+    have as well as model.json's."""
     metadata = read_metadata(folder)
     content = read_pickle(metadata, folder, expected_sha256)
     check_versions(metadata)
     if metadata["input"] == "dataframe" and importlib.util.find_spec("pandas") is None:
         raise ModelError(f"{METADATA_FILE}: this pipeline takes a pandas DataFrame, and pandas is not installed; "
                          "pin it in requirements.txt (make package does)")
-    model = LoadedModel(metadata, AffineSoftmax.from_metadata(metadata), content)
-    if model.scorer is None:
-        model.check()  # nothing can answer until the pipeline is unpickled
-        model.predict([model.schema.row(metadata["example"])[0]])  # it must answer its own example
+    scorer = AffineSoftmax.from_metadata(metadata)
+    if scorer is not None:
+        check_scorer(scorer, content, metadata)
+        return LoadedModel(metadata, scorer=scorer)
+    model = LoadedModel(metadata, pipeline=unpickle(content, metadata))
+    model.predict([model.schema.row(metadata["example"])[0]])  # it must answer its own example
     return model

@@ -1,7 +1,7 @@
 """The Open Inference Protocol (KServe's v2, Triton's HTTP/REST API), for the model in model.json.
 
   GET  /v2                                    the server's name, version and extensions
-  GET  /v2/health/live, /v2/health/ready      200, or 503 while the model can't answer
+  GET  /v2/health/live, /v2/health/ready      200 (an instance whose model can't answer never starts)
   GET  /v2/models/<name>[/versions/<v>]       the model's inputs and outputs, with datatypes and shapes
   GET  /v2/models/<name>[/versions/<v>]/ready
   POST /v2/models/<name>[/versions/<v>]/infer
@@ -18,7 +18,6 @@ import struct
 
 import numpy as np
 
-from model_loader import MODEL_FAILED
 from validation import InputError, check_count, kind_of, parse_json, shown
 
 DATATYPES = {"number": "FP64", "integer": "INT64", "string": "BYTES", "boolean": "BOOL"}
@@ -231,20 +230,16 @@ def respond(endpoint, args, method, data, headers, model, max_rows):
     wanted = "POST" if endpoint == "infer" else "GET"
     if method != wanted and not (wanted == "GET" and method == "HEAD"):
         return {"error": f"{method} is not allowed here; use {wanted}"}, 405, 0
-    ready = model.failure is None
     if endpoint == "server":
         return server_metadata(), 200, 0
     if endpoint == "live":
         return {"live": True}, 200, 0
     if endpoint in ("ready", "model_ready"):
-        answer = {"ready": ready} if endpoint == "ready" else {"name": model.metadata["name"], "ready": ready}
-        return answer, 200 if ready else 503, 0
+        return {"ready": True} if endpoint == "ready" else {"name": model.metadata["name"], "ready": True}, 200, 0
     if endpoint == "model":
         return model_metadata(model), 200, 0
     if endpoint == "unknown":
         return {"error": "no such route of the Open Inference Protocol; see /openapi.json"}, 404, 0
-    if not ready:
-        return {"error": f"{MODEL_FAILED}: {model.failure}"}, 503, 0
     try:
         body, binary = parse(data, headers)
         rows, outputs = read_tensors(body, model, max_rows, binary)

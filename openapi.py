@@ -217,10 +217,6 @@ def openapi_document(metadata, bigquery_returns, max_instances):
                             "description": "Body or batch over the limit",
                             "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
                         },
-                        "503": {
-                            "description": "model.pkl failed the check this instance ran on it when it started",
-                            "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
-                        },
                     },
                 },
                 "get": {
@@ -257,7 +253,7 @@ def openapi_document(metadata, bigquery_returns, max_instances):
                     "responses": {
                         "200": {"description": "The labels, or a regression's values", "content": json_content(ref("MLflowPredictions"))},
                         **{code: {"description": why, "content": json_content(ref("MLflowError"))} for code, why in (
-                            ("400", "Bad input"), ("413", "Body or rows over the limit"), ("503", "model.pkl failed its check"))},
+                            ("400", "Bad input"), ("413", "Body or rows over the limit"))},
                     },
                 }
             },
@@ -328,10 +324,8 @@ def open_inference_paths(metadata, json_content, ref):
     health = {"type": "object", "properties": {"live": {"type": "boolean"}, "ready": {"type": "boolean"},
                                                "name": {"type": "string"}}}
 
-    def get(operation, summary, schema, parameters=(), not_ready=False):
+    def get(operation, summary, schema, parameters=()):
         responses = {"200": {"description": summary, "content": json_content(schema)}, "404": {"description": "No such model", **error}}
-        if not_ready:
-            responses["503"] = {"description": "Not ready: the model failed its check", "content": json_content(health)}
         return {"get": {"operationId": operation, "summary": summary, "parameters": list(parameters), "responses": responses}}
 
     paths = {
@@ -339,14 +333,14 @@ def open_inference_paths(metadata, json_content, ref):
                    {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
                                                      "extensions": {"type": "array", "items": {"type": "string"}}}}),
         "/v2/health/live": get("oip_live", "Live", health),
-        "/v2/health/ready": get("oip_ready", "Ready to answer", health, not_ready=True),
+        "/v2/health/ready": get("oip_ready", "Ready to answer", health),
     }
     for base, parameters, tag in (("/v2/models/{name}", [name], ""), ("/v2/models/{name}/versions/{version}", [name, version], "_version")):
         paths[base] = get(f"oip_model_metadata{tag}", "The model's inputs and outputs", {"type": "object", "properties": {
             "name": {"type": "string"}, "versions": {"type": "array"}, "platform": {"type": "string"},
             "inputs": {"type": "array", "items": ref("InferenceTensorMetadata")},
             "outputs": {"type": "array", "items": ref("InferenceTensorMetadata")}}}, parameters)
-        paths[base + "/ready"] = get(f"oip_model_ready{tag}", "Ready to answer", health, parameters, not_ready=True)
+        paths[base + "/ready"] = get(f"oip_model_ready{tag}", "Ready to answer", health, parameters)
         paths[base + "/infer"] = {"post": {
             "operationId": f"oip_infer{tag}", "summary": "Predict the rows the input tensors hold", "parameters": parameters,
             "requestBody": {"required": True, "content": {**json_content(ref("InferenceRequest")),
@@ -354,6 +348,5 @@ def open_inference_paths(metadata, json_content, ref):
             "responses": {"200": {"description": "predict, and predict_proba for a classifier that gives them",
                                   "content": json_content(ref("InferenceResponse"))},
                           **{code: {"description": why, **error} for code, why in (
-                              ("400", "Bad input"), ("404", "No such model"), ("413", "Body or rows over the limit"),
-                              ("503", "model.pkl failed its check"))}}}}
+                              ("400", "Bad input"), ("404", "No such model"), ("413", "Body or rows over the limit"))}}}}
     return paths

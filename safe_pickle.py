@@ -16,6 +16,10 @@ else before it is called:
 Nothing else: not os, subprocess, builtins.eval or builtins.getattr, not numpy.load or
 numpy.memmap (which touch files), not a class another package defines and scikit-learn merely
 imports. joblib reads the arrays inside a pickle through the same lookup.
+
+`read_parameters` reads a pickle of a few known scikit-learn classes without scikit-learn itself
+(importing it takes a second and 100 MiB): each object comes back as a StandIn that holds the
+attributes it was pickled with, and can do nothing else.
 """
 
 import builtins
@@ -100,11 +104,52 @@ class SafeUnpickler(NumpyUnpickler):
         return allowed(module, name, self.own_modules)
 
 
-def load(content, own_modules=(), unpickler=SafeUnpickler):
-    """The object pickled in `content` (bytes: joblib.dump's or pickle.dump's). RefusedGlobal if it
-    asks for anything not allowed; the other errors a broken pickle raises, otherwise."""
+class StandIn:
+    """An object unpickled without its class: the attributes it was pickled with, and nothing
+    else. Its type has the module and name of the class it stands in for."""
+
+
+class NoStandIn(pickle.UnpicklingError):
+    """The pickle holds a scikit-learn object that `read_parameters` was not asked to read."""
+
+    def __init__(self, module, name):
+        super().__init__(f"it holds a {module}.{name}")
+
+
+class StandInUnpickler(SafeUnpickler):
+    """SafeUnpickler, but the scikit-learn classes in `stand_ins` ("module.Name") are StandIn
+    types, and any other scikit-learn class is refused with NoStandIn."""
+
+    def __init__(self, content, stand_ins):
+        super().__init__(content)
+        self.stand_ins = {path: type(path.rpartition(".")[2], (StandIn,), {"__module__": path.rpartition(".")[0]})
+                          for path in stand_ins}
+
+    def find_class(self, module, name):
+        if within(module, "sklearn"):
+            if f"{module}.{name}" not in self.stand_ins:
+                raise NoStandIn(module, name)
+            return self.stand_ins[f"{module}.{name}"]
+        return super().find_class(module, name)
+
+
+def read_parameters(content, stand_ins):
+    """The object pickled in `content`, made of StandIns of the `stand_ins` classes; NoStandIn
+    if it holds another scikit-learn class, RefusedGlobal or another error as `load` raises."""
+    check_protocol(content)
+    return StandInUnpickler(content, stand_ins).load()
+
+
+def check_protocol(content):
     if not content.startswith(b"\x80"):
         # joblib.dump and pickle.dump write protocol 2 or newer, which opens with this byte; a
         # compressed file (joblib.dump(..., compress=...)) does not.
         raise pickle.UnpicklingError("not a pickle of protocol 2 or newer (compressed?); save it with joblib.dump(pipeline, file)")
+
+
+def load(content, own_modules=(), unpickler=SafeUnpickler):
+    """The object pickled in `content` (bytes: joblib.dump's or pickle.dump's). RefusedGlobal if it
+    asks for anything not allowed; the other errors a broken pickle raises, otherwise. `unpickler`
+    is SafeUnpickler or one made from it."""
+    check_protocol(content)
     return unpickler(content, own_modules).load()

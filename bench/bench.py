@@ -14,11 +14,10 @@ at short wrk runs (a turn starts once the last server has finished what wrk left
 and each round starts with the next function); for cold starts and memory, each function is
 started alone, in turn.
 Memory is the instance's: gunicorn's master and worker, their proportional set sizes summed,
-after load (and, for main.py, after its background check of model.pkl). With each warm run,
-the worker's CPU time per request is read from /proc: the function's own cost, on top of the
-framework's, without the load generator's share of the machine. A ratio is the median
-of the rounds' ratios, each between figures taken seconds apart, so that drift falls on both
-sides alike. Prints a table (medians, and those ratios) with the targets, and writes every
+after load. With each warm run, the worker's CPU time per request is read from /proc: the
+function's own cost, on top of the framework's, without the load generator's share of the
+machine. A ratio is the median of the rounds' ratios, each between figures taken seconds apart,
+so that drift falls on both sides alike. Prints a table (medians, and those ratios) with the targets, and writes every
 round's figures to bench/results/bench.json. BENCH_ROUNDS sets the load rounds (default 15),
 BENCH_SECONDS each wrk run's length (default 1).
 """
@@ -34,7 +33,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from serving import DEV_VENV, MAIN_CHECKED, RESULTS, ROOT, SERVE_VENV, SINGLE, TUTORIAL_ROW, start, wrk
+from serving import DEV_VENV, RESULTS, ROOT, SERVE_VENV, SINGLE, TUTORIAL_ROW, start, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", 1))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 15))
@@ -62,12 +61,10 @@ def cold_starts():
 
 
 def start_warm(source, body):
-    """A started server, loaded for 2 s; for main.py, its background check of model.pkl waited
-    out too, so that what is measured next is the function as it serves from then on."""
+    """A started server, loaded for 2 s, so that what is measured next is the function as it
+    serves from then on."""
     server, _ = start(source, body, VENVS[source])
     wrk(server.url, body, 8, 2)
-    if source == MAIN:
-        server.wait_for_line(MAIN_CHECKED)
     return server
 
 

@@ -17,8 +17,6 @@ SERVE_VENV = ROOT / ".venv-serve"  # requirements.txt alone, as Cloud Functions 
 DEV_VENV = ROOT / ".venv"
 RESULTS = ROOT / "bench" / "results"
 SINGLE = json.dumps(TUTORIAL_ROW).encode()
-# main.py's log line once its background check of model.pkl has passed.
-MAIN_CHECKED = "model checked: "
 
 
 class PortTaken(Exception):
@@ -91,13 +89,13 @@ class BenchServer(LocalServer):
                 return
 
 
-def start(source, probe_body=SINGLE, venv=SERVE_VENV, env=None, preexec_fn=None):
+def start(source, probe_body=SINGLE, venv=SERVE_VENV, env=None, preexec_fn=None, timeout=60):
     """A BenchServer that has answered `probe_body`, and the seconds that took from its start.
     If something else took its port before gunicorn could bind it, it starts again on another."""
     for _ in range(3):
         server = BenchServer(source, venv, env, preexec_fn)
         try:
-            return server, server.first_answer(probe_body)
+            return server, server.first_answer(probe_body, timeout)
         except PortTaken:
             server.stop()
         except BaseException:

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from serving import MAIN_CHECKED, RESULTS, ROOT, SINGLE as BODY, start, wrk
+from serving import RESULTS, ROOT, SINGLE as BODY, start, wrk
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", 60))
 CONNECTIONS = 16
@@ -19,7 +19,6 @@ def main():
     server, _ = start(ROOT / "main.py", BODY)
     with server:
         wrk(server.url, BODY, CONNECTIONS, 5)  # warm-up: caches, arenas, threads
-        server.wait_for_line(MAIN_CHECKED)  # model.pkl unpickled in the background
         before = server.worker_rss_mib()
         started = time.time()
         figures = wrk(server.url, BODY, CONNECTIONS, SECONDS)

@@ -5,6 +5,7 @@ under any Python, outside the project's virtual environment.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -17,6 +18,13 @@ from pathlib import Path
 TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 PORTS_GIVEN = set()
+
+
+def archive_files(root):
+    """What archive.zip holds, as the project's Makefile says (its ARCHIVE_FILES), but for the
+    model's own modules, which model.json lists."""
+    line = re.search(r"^ARCHIVE_FILES := (.+)$", (Path(root) / "Makefile").read_text(), re.M).group(1)
+    return [name for name in line.split() if not name.startswith("$(")]
 
 
 def free_port():

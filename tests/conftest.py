@@ -1,5 +1,4 @@
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -12,13 +11,12 @@ import pytest
 from sklearn.datasets import load_iris
 
 from model_loader import metadata_digest
-from localserver import TUTORIAL_ROW, LocalServer, free_port  # noqa: F401 (shared with the tests)
+from localserver import TUTORIAL_ROW, LocalServer, archive_files, free_port  # noqa: F401 (shared with the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 # What archive.zip holds, as the Makefile says: the one list of the bundle's files.
-ARCHIVE_FILES = [name for name in re.search(r"^ARCHIVE_FILES := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
-                 if not name.startswith("$(")]  # the model's own modules: none for iris
+ARCHIVE_FILES = archive_files(ROOT)
 SERVED_FILES = [name for name in ARCHIVE_FILES if name not in ("model.pkl", "model.json", "requirements.txt")]
 
 
@@ -87,12 +85,6 @@ def Server(source, env=None):
 @pytest.fixture(scope="session")
 def app():
     app = functions_framework.create_app("predict", str(ROOT / "main.py"))
-    import main
-
-    # The check main.py starts at the first request, run to its end now, so that no test
-    # races it (some replace parts of the scorer for a while).
-    main.MODEL.check_in_background(main.report_model_check).join()
-    assert main.MODEL.failure is None and main.MODEL.pipeline is not None
     return app
 
 

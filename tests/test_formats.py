@@ -14,7 +14,7 @@ import tritonclient.http as triton
 from sklearn.datasets import load_diabetes, load_iris
 from tritonclient.utils import InferenceServerException
 
-from conftest import ROOT, SERVED_FILES, TUTORIAL_ROW, Server, as_requests, columns, field_names, rewrite, run_train
+from conftest import ROOT, SERVED_FILES, TUTORIAL_ROW, Server, as_requests, columns, field_names, run_train
 
 IRIS = load_iris(as_frame=True).data.rename(columns=dict(zip(load_iris().feature_names, TUTORIAL_ROW)))
 
@@ -204,14 +204,3 @@ def test_a_json_inference_request_as_the_protocol_writes_it(server, pipeline, me
     assert np.allclose(response["outputs"][1]["data"], pipeline.predict_proba(X).ravel(), rtol=0, atol=1e-12)
     assert requests.post(server.url + "v2/models/iris/versions/0123/infer", json=body).status_code == 404
 
-
-def test_not_ready_while_the_model_can_t_answer(served_bundle, metadata):
-    rewrite(served_bundle, scorer={**metadata["scorer"], "bias": [-b for b in metadata["scorer"]["bias"]]})
-    with Server(served_bundle / "main.py").wait_ready() as server:
-        server.log_lines(lambda line: line["message"].startswith("cannot serve"))
-        client = triton.InferenceServerClient(url=server.url.removeprefix("http://").rstrip("/"))
-        assert client.is_server_live() and not client.is_server_ready() and not client.is_model_ready("iris")
-        ready = requests.get(server.url + "v2/health/ready")
-        assert (ready.status_code, ready.json(), ready.headers["Retry-After"]) == (503, {"ready": False}, "60")
-        infer = requests.post(server.url + "v2/models/iris/infer", json={"inputs": []})
-        assert infer.status_code == 503 and infer.json()["error"].startswith("the model failed its check")

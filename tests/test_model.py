@@ -16,7 +16,7 @@ import requests
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import bundle_writer
 from conftest import FUNCTIONS_FRAMEWORK, ROOT, TUTORIAL_ROW, Server, columns, edit_by_hand, field_names, rewrite
@@ -80,8 +80,7 @@ def test_field_names_come_from_column_names():
 
 
 # The loader refuses any bundle that doesn't hold together, with one line naming the file and
-# the cause: before the first answer all that can be checked without scikit-learn, the rest when
-# check() unpickles model.pkl.
+# the cause, before the first answer.
 
 def one_line(caught):
     message = str(caught.value)
@@ -92,14 +91,6 @@ def one_line(caught):
 def refusal(bundle, **kwargs):
     with pytest.raises(ModelError) as caught:
         load_model(bundle, **kwargs)
-    return one_line(caught)
-
-
-def check_refusal(bundle):
-    model = load_model(bundle)  # answers from the scorer...
-    assert model.scorer is not None
-    with pytest.raises(ModelError) as caught:
-        model.check()  # ...until the check the function runs in the background refuses it
     return one_line(caught)
 
 
@@ -116,17 +107,15 @@ def test_good_bundle_loads_without_scikit_learn(bundle):
     assert json.loads(probabilities)[0] > 0.9
 
 
-def test_check_passes_and_keeps_the_pipeline(bundle, pipeline, iris):
-    model = load_model(bundle)
-    model.check()
-    assert np.array_equal(model.pipeline.predict_proba(iris.data), pipeline.predict_proba(iris.data))
-
-
-def test_check_unpickles_the_bytes_whose_checksum_was_checked(bundle):
-    model = load_model(bundle)
-    (bundle / "model.pkl").write_bytes(b"replaced after the checksum was checked")
-    model.check()
-    assert model.pipeline is not None
+def test_the_function_serves_iris_without_importing_scikit_learn():
+    # Importing scikit-learn costs a small instance a second of CPU and 100 MiB of memory.
+    script = (
+        "import sys, functions_framework; app = functions_framework.create_app('predict', 'main.py'); "
+        "answer = app.test_client().post('/', json={'instances': [[5.1, 3.5, 1.4, 0.2]]}).get_json(); "
+        "print(answer['predictions'][0]['predicted_class'], 'sklearn' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "0 False"  # after the request's log line
 
 
 def test_scorer_is_what_train_py_computed_from_the_pipeline(bundle, pipeline):
@@ -205,12 +194,41 @@ def test_a_scorer_made_from_another_pickle_is_refused(bundle, metadata):
     assert refusal(bundle) == "model.json: scorer was made from another model.pkl; write both again with train.py"
 
 
-def test_a_scorer_edited_and_signed_again_is_refused_by_the_background_check(bundle, metadata):
-    reversed_bias = [-value for value in metadata["scorer"]["bias"]]
-    rewrite(bundle, scorer={**metadata["scorer"], "bias": reversed_bias})
-    assert check_refusal(bundle) == (
-        "model.pkl: its answers differ from the scorer in model.json; write both again with train.py"
+@pytest.mark.parametrize("edit", [
+    lambda scorer: {**scorer, "bias": [-value for value in scorer["bias"]]},
+    lambda scorer: {**scorer, "bias": [scorer["bias"][0], np.nextafter(scorer["bias"][1], 0), scorer["bias"][2]]},
+    lambda scorer: {**scorer, "weights": scorer["weights"][::-1]},
+], ids=["bias reversed", "one float one step off", "weights of other fields"])
+def test_a_scorer_edited_and_signed_again_is_refused(bundle, metadata, edit):
+    rewrite(bundle, scorer=edit(metadata["scorer"]))
+    assert refusal(bundle) == "model.pkl: its numbers are not the scorer in model.json; write both again with train.py"
+
+
+def with_scorer(bundle, pipeline, metadata):
+    """model.pkl replaced by `pipeline`, and model.json rewritten to match it, keeping the scorer."""
+    joblib.dump(pipeline, bundle / "model.pkl")
+    sha256 = hashlib.sha256((bundle / "model.pkl").read_bytes()).hexdigest()
+    rewrite(bundle, model_sha256=sha256, scorer={**metadata["scorer"], "pickle_sha256": sha256})
+
+
+def test_a_scorer_beside_another_kind_of_pipeline_is_refused(bundle, metadata, iris):
+    other = Pipeline([("scaler", MinMaxScaler()), ("model", LogisticRegression(max_iter=1000))]).fit(iris.data, iris.target)
+    with_scorer(bundle, other, metadata)
+    assert refusal(bundle) == (
+        "model.pkl: it holds a sklearn.preprocessing._data.MinMaxScaler, but model.json's scorer is a "
+        "StandardScaler + LogisticRegression pipeline's; write both again with train.py or make package"
     )
+    with_scorer(bundle, Pipeline([("model", LogisticRegression(max_iter=1000))]).fit(iris.data, iris.target), metadata)
+    assert refusal(bundle) == (
+        "model.pkl: is not the StandardScaler + LogisticRegression pipeline model.json's scorer describes; "
+        "write both again with train.py or make package"
+    )
+
+
+def test_a_scorer_beside_a_pipeline_of_other_classes_is_refused(bundle, metadata, pipeline, iris):
+    with_scorer(bundle, pipeline, metadata)
+    rewrite(bundle, classes=[1, 2, 3])
+    assert refusal(bundle) == "model.pkl: its classes are [0, 1, 2], model.json lists [1, 2, 3]"
 
 
 def notebook_pickle(path):
@@ -346,29 +364,13 @@ def test_a_bad_bundle_stops_the_instance_with_one_line(served_bundle):
     ]
 
 
-def test_served_function_checks_its_model_in_the_background(server):
-    requests.post(server.url, json=TUTORIAL_ROW)
-    lines = server.log_lines(lambda line: line["message"].startswith("model checked"))
-    assert lines == [{"severity": "INFO", "message": "model checked: model.pkl gives the scorer's answers"}]
-    assert requests.post(server.url, json=TUTORIAL_ROW).json()["predicted_class"] == 0
-
-
-def test_function_that_fails_its_check_stops_answering_and_says_why(served_bundle, metadata):
-    reversed_bias = [-value for value in metadata["scorer"]["bias"]]
-    rewrite(served_bundle, scorer={**metadata["scorer"], "bias": reversed_bias})
-    cause = "model.pkl: its answers differ from the scorer in model.json; write both again with train.py"
-    with Server(served_bundle / "main.py").wait_ready() as server:  # its first request starts the check
-        [line] = server.log_lines(lambda line: line["message"].startswith("cannot serve"))
-        assert line == {"severity": "ERROR", "message": f"cannot serve: {cause}"}
-        failed = {"error": "the model failed its check when this instance started", "field": None, "cause": cause}
-        for response in (requests.post(server.url, json=TUTORIAL_ROW),
-                         requests.post(server.url, json={"instances": [TUTORIAL_ROW]}),
-                         requests.get(server.url)):
-            assert (response.status_code, response.json(), response.headers["Retry-After"]) == (503, failed, "60")
-        bigquery = requests.post(server.url, json={"calls": [list(TUTORIAL_ROW.values())]})
-        assert (bigquery.status_code, bigquery.json()) == (
-            503, {"errorMessage": f"the model failed its check when this instance started ({cause})"}
-        )
+def test_a_scorer_that_is_not_the_pickle_s_stops_the_instance_before_any_answer(served_bundle, metadata):
+    rewrite(served_bundle, scorer={**metadata["scorer"], "bias": [-value for value in metadata["scorer"]["bias"]]})
+    result = start(served_bundle)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "cannot serve: model.pkl: its numbers are not the scorer in model.json; write both again with train.py"
+    ]
 
 
 def test_a_value_the_pipeline_itself_refuses_is_a_400_naming_the_field(served_bundle, iris):

@@ -1,16 +1,19 @@
 """The fast scorer agrees with scikit-learn's own predict_proba, or is not used."""
 
+import io
 import json
 
 import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+import bundle_writer
 import model_loader
+import safe_pickle
 import train
 from model_loader import affine_softmax, load_model
 
@@ -97,5 +100,45 @@ def test_answers_through_the_pipeline_path_match(client, iris, pipeline, monkeyp
     import main
 
     monkeypatch.setattr(main.MODEL, "scorer", None)
+    monkeypatch.setattr(main.MODEL, "pipeline", pipeline)
     predictions = client.post("/", json={"instances": iris.data.tolist()}).get_json()["predictions"]
     assert [p["predicted_class"] for p in predictions] == pipeline.predict(iris.data).tolist()
+
+
+def fitted(load, scaler=None, model=None, as_frame=False, labels=None):
+    data = load(as_frame=as_frame)
+    y = data.target if labels is None else np.asarray(labels)[data.target]
+    return Pipeline([("scaler", scaler or StandardScaler()), ("model", model or LogisticRegression(max_iter=5000))]).fit(data.data, y)
+
+
+@pytest.mark.parametrize("pipeline", [
+    lambda: fitted(load_iris),
+    lambda: fitted(load_breast_cancer),
+    lambda: fitted(load_wine, StandardScaler(with_mean=False)),
+    lambda: fitted(load_wine, StandardScaler(with_std=False)),
+    lambda: fitted(load_iris, StandardScaler(with_mean=False, with_std=False)),
+    lambda: fitted(load_wine, model=LogisticRegression(fit_intercept=False, max_iter=5000)),
+    lambda: fitted(load_iris, model=LogisticRegression(C=0.05), as_frame=True),
+    lambda: fitted(load_breast_cancer, labels=["benign", "malignant"]),
+], ids=["iris", "binary", "with_mean=False", "with_std=False", "neither", "no intercept", "notebook's DataFrame",
+        "text labels"])
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+def test_numbers_read_without_scikit_learn_are_scikit_learn_s(pipeline):
+    """What a serving instance computes from model.pkl's StandIns is the very scorer computed from
+    scikit-learn's own objects, and that scorer gives the pipeline's answers."""
+    pipeline = pipeline()
+    scorer = affine_softmax(pipeline)
+    content = pickle_bytes(pipeline)
+    stand_ins = safe_pickle.read_parameters(content, (model_loader.PIPELINE, model_loader.SCALER, model_loader.CLASSIFIER))
+    assert isinstance(stand_ins.steps[1][1], safe_pickle.StandIn)
+    from_stand_ins = affine_softmax(stand_ins)
+    assert np.array_equal(from_stand_ins.weights, scorer.weights) and np.array_equal(from_stand_ins.bias, scorer.bias)
+    X = np.asarray(pipeline.steps[0][1].mean_ if pipeline.steps[0][1].mean_ is not None else np.zeros(pipeline.n_features_in_))
+    assert_agrees(scorer, pipeline, X + np.random.default_rng(3).normal(scale=5.0, size=(2_000, X.shape[0])))
+    assert bundle_writer.agrees(scorer, pipeline)
+
+
+def pickle_bytes(obj):
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    return buffer.getvalue()
