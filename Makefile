@@ -9,7 +9,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 # The bundle's own modules, for a pipeline of one's own steps (make package MODULES=...), as model.json lists them.
 MODEL_MODULES := $(shell $(PYTHON) -c 'import json; print(" ".join(m + ".py" for m in json.load(open("model.json"))["modules"]))' 2>/dev/null)
-ARCHIVE_FILES := main.py formats.py open_inference.py model_loader.py safe_pickle.py settings.py validation.py openapi.py page.html model.pkl model.json requirements.txt $(MODEL_MODULES)
+ARCHIVE_FILES := main.py routes.py request_log.py formats.py open_inference.py model_loader.py safe_pickle.py settings.py validation.py openapi.py page.html model.pkl model.json requirements.txt $(MODEL_MODULES)
 # Debian packages some targets need: Chromium for the browser tests, wrk for load.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends

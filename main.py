@@ -6,6 +6,8 @@ POST {"instances": [row, ...]}   -> {"predictions": [answer, ...]}   (Vertex AI,
 POST {"calls": [[...], ...]}     -> {"replies": [...]}               (BigQuery remote functions)
 GET                              -> what this model is, and how to call it (a browser gets a page)
 GET /openapi.json                -> the API as OpenAPI 3.1
+POST /invocations                -> MLflow's scoring formats (formats.py)
+/v2/...                          -> the Open Inference Protocol, KServe's and Triton's (open_inference.py)
 OPTIONS                          -> CORS preflight
 
 Entry point: `predict`. Run it locally with `functions-framework --target predict`.
@@ -24,19 +26,18 @@ from typing import NamedTuple
 import flask
 import functions_framework
 import orjson
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, Rule
 
 import open_inference
 from formats import MLflow, Single, bigquery_returns, request_format
 from model_loader import ModelError, load_model
 from openapi import description, openapi_document
+from request_log import log, log_request
+from routes import OPEN_INFERENCE, allowed, route
 from settings import SettingError, read_settings
 from validation import InputError, parse_json
 
 HERE = Path(__file__).resolve().parent
 MAX_PATH = 8192  # characters; a longer path gets 414
-LOGGED_TEXT = 300  # characters of a path or user agent that a log line keeps
 
 # The model is loaded once per instance, when Cloud Functions imports this file, and reused by
 # every request. A setting, a model or a file that can't be trusted stops the instance here,
@@ -135,39 +136,6 @@ def wants_html(request):
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
-# The routes besides the root, which is every other path: MLflow's scoring server's, and the
-# Open Inference Protocol's (open_inference.py).
-ROUTES = Map([
-    Rule("/openapi.json", endpoint="openapi"),
-    Rule("/<path:prefix>/openapi.json", endpoint="openapi"),
-    Rule("/invocations", endpoint="invocations"),
-    Rule("/ping", endpoint="ping"),
-    Rule("/health", endpoint="ping"),
-    Rule("/v2", endpoint="server"),
-    Rule("/v2/health/live", endpoint="live"),
-    Rule("/v2/health/ready", endpoint="ready"),
-    *(Rule(model + suffix, endpoint=endpoint) for model in ("/v2/models/<name>", "/v2/models/<name>/versions/<version>")
-      for suffix, endpoint in (("", "model"), ("/ready", "model_ready"), ("/infer", "infer"))),
-    Rule("/v2/<path:rest>", endpoint="unknown"),
-    Rule("/robots.txt", endpoint="unknown"),
-    Rule("/favicon.ico", endpoint="unknown"),
-], strict_slashes=False, merge_slashes=False).bind("")
-OPEN_INFERENCE = {"server", "live", "ready", "model", "model_ready", "infer", "unknown"}
-ALLOWED = {"root": "GET, HEAD, POST, OPTIONS", "invocations": "POST, OPTIONS", "infer": "POST, OPTIONS"}
-
-
-def allowed(endpoint):
-    """The methods a route takes, for Allow: POST at the root and where rows are predicted, else GET."""
-    return ALLOWED.get(endpoint, "GET, HEAD, OPTIONS")
-
-
-def route(path):
-    try:
-        return ROUTES.match(path)
-    except HTTPException:  # none of them: the root
-        return "root", {}
-
-
 def respond(request):
     """Route by path and method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
     if len(request.path) > MAX_PATH:
@@ -205,40 +173,6 @@ def cors_headers(origin):
     if origin in ALLOWED_ORIGINS:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     return {"Vary": "Origin"}  # no allow header: the browser withholds the answer
-
-
-def log(entry):
-    """One JSON line on standard output, the form Cloud Logging reads; written in one call, so
-    that lines from requests served at once never mix. Its message may quote a traceback or a file
-    name, which can hold text no UTF-8 can (the rest is the request's method, path, headers and
-    numbers, as werkzeug decodes them: always UTF-8)."""
-    entry["message"] = entry["message"].encode("utf-8", "backslashreplace").decode("utf-8")
-    sys.stdout.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE).decode())
-    sys.stdout.flush()
-
-
-def cut(text):
-    """At most LOGGED_TEXT characters of a path or header, for a log line that stays small."""
-    return text if len(text) <= LOGGED_TEXT else text[:LOGGED_TEXT] + f"... ({len(text)} characters)"
-
-
-def log_request(request, answer, started):
-    """A request's log line. Never the body."""
-    status, path = answer.status, cut(request.path)
-    log({
-        "severity": "INFO" if status < 400 else "WARNING" if status < 500 else "ERROR",
-        "message": f"{cut(request.method)} {path} {status}",
-        "httpRequest": {
-            "requestMethod": cut(request.method),
-            "requestUrl": path,
-            "status": status,
-            "latency": f"{time.perf_counter() - started:.6f}s",
-            "requestSize": cut(request.headers.get("Content-Length", "0")),
-            "responseSize": str(len(answer.body)),
-            "userAgent": cut(request.headers.get("User-Agent", "")),
-        },
-        "rows": answer.rows,
-    })
 
 
 @functions_framework.errorhandler(404)

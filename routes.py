@@ -1,0 +1,35 @@
+"""The function's routes besides the root, which is every other path, as it always was: the
+OpenAPI document, MLflow's scoring server's, and the Open Inference Protocol's (open_inference.py)."""
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+
+ROUTES = Map([
+    Rule("/openapi.json", endpoint="openapi"),
+    Rule("/<path:prefix>/openapi.json", endpoint="openapi"),
+    Rule("/invocations", endpoint="invocations"),
+    Rule("/ping", endpoint="ping"),
+    Rule("/health", endpoint="ping"),
+    Rule("/v2", endpoint="server"),
+    Rule("/v2/health/live", endpoint="live"),
+    Rule("/v2/health/ready", endpoint="ready"),
+    *(Rule(model + suffix, endpoint=endpoint) for model in ("/v2/models/<name>", "/v2/models/<name>/versions/<version>")
+      for suffix, endpoint in (("", "model"), ("/ready", "model_ready"), ("/infer", "infer"))),
+    Rule("/v2/<path:rest>", endpoint="unknown"),
+    Rule("/robots.txt", endpoint="unknown"),
+    Rule("/favicon.ico", endpoint="unknown"),
+], strict_slashes=False, merge_slashes=False).bind("")
+OPEN_INFERENCE = {"server", "live", "ready", "model", "model_ready", "infer", "unknown"}
+ALLOWED = {"root": "GET, HEAD, POST, OPTIONS", "invocations": "POST, OPTIONS", "infer": "POST, OPTIONS"}
+
+
+def allowed(endpoint):
+    """The methods a route takes, for Allow: POST at the root and where rows are predicted, else GET."""
+    return ALLOWED.get(endpoint, "GET, HEAD, OPTIONS")
+
+
+def route(path):
+    try:
+        return ROUTES.match(path)
+    except HTTPException:  # none of them: the root
+        return "root", {}
