@@ -138,20 +138,21 @@ def wants_html(request):
 
 def respond(request):
     """Route by path and method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
-    if len(request.path) > MAX_PATH:
-        raise RefusedUnread(f"the path is {len(request.path)} characters; the limit is {MAX_PATH}", status=414)
+    path, method = request.path, request.method
+    if len(path) > MAX_PATH:
+        raise RefusedUnread(f"the path is {len(path)} characters; the limit is {MAX_PATH}", status=414)
     data = read_body(request)  # whatever the method: only a POST uses it
-    endpoint, args = route(request.path)
-    if request.method == "OPTIONS":
+    endpoint, args = route(path)
+    if method == "OPTIONS":
         return Answer(b"", 204, {**PREFLIGHT_HEADERS, "Allow": allowed(endpoint)})
     if endpoint in OPEN_INFERENCE:
-        body, status, rows = open_inference.respond(endpoint, args, request.method, data, request.headers,
+        body, status, rows = open_inference.respond(endpoint, args, method, data, request.headers,
                                                     MODEL, MAX_INSTANCES)
         headers = {**JSON_TYPE, **({"Allow": allowed(endpoint)} if status == 405 else {})}
         return json_answer(body, status, headers, rows)
-    if request.method == "POST" and endpoint in ("root", "invocations"):
+    if method == "POST" and endpoint in ("root", "invocations"):
         return post(data, mlflow=endpoint == "invocations")
-    if request.method in ("GET", "HEAD") and endpoint != "invocations":
+    if method in ("GET", "HEAD") and endpoint != "invocations":
         if endpoint == "ping":  # as MLflow's scoring server, for a load balancer's health check
             return Answer(b"\n", headers={"Content-Type": "text/plain"})
         if endpoint == "openapi" or "openapi" in request.args:
@@ -160,7 +161,7 @@ def respond(request):
             return Answer(PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
         return Answer(DESCRIPTION)
     return json_answer(
-        {"error": f"method {request.method} is not allowed here; this route takes {allowed(endpoint)}", "field": None},
+        {"error": f"method {method} is not allowed here; this route takes {allowed(endpoint)}", "field": None},
         405, {**JSON_TYPE, "Allow": allowed(endpoint)},
     )
 

@@ -25,18 +25,18 @@ def cut(text):
 
 def log_request(request, answer, started):
     """A request's log line. Never the body."""
-    status, path = answer.status, cut(request.path)
+    status, method, path, headers = answer.status, cut(request.method), cut(request.path), request.headers
     log({
         "severity": "INFO" if status < 400 else "WARNING" if status < 500 else "ERROR",
-        "message": f"{cut(request.method)} {path} {status}",
+        "message": f"{method} {path} {status}",
         "httpRequest": {
-            "requestMethod": cut(request.method),
+            "requestMethod": method,
             "requestUrl": path,
             "status": status,
             "latency": f"{time.perf_counter() - started:.6f}s",
-            "requestSize": cut(request.headers.get("Content-Length", "0")),
+            "requestSize": cut(headers.get("Content-Length", "0")),
             "responseSize": str(len(answer.body)),
-            "userAgent": cut(request.headers.get("User-Agent", "")),
+            "userAgent": cut(headers.get("User-Agent", "")),
         },
         "rows": answer.rows,
     })
