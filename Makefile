@@ -19,7 +19,7 @@ REGION ?= us-central1
 RUNTIME ?= python312
 
 .DEFAULT_GOAL := help
-.PHONY: help install train package test serve archive verify wheels bench soak deploy bigquery-sql screenshot clean
+.PHONY: help install train package test serve archive verify wheels bench bench-tiers soak deploy bigquery-sql screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,8 +72,11 @@ verify: archive.zip ## rehearse a deploy: unzip, fresh venv, install, serve, cal
 wheels: ## which Cloud Functions runtimes have wheels for every pin
 	$(PYTHON) scripts/wheels.py requirements.txt
 
-bench: install $(SERVE_VENV)/installed wrk ## measure speed, cold start and memory against their floors
-	$(BIN)/python bench/bench.py
+bench: install $(SERVE_VENV)/installed wrk ## speed, cold start and memory against their floors, then on each tier (about 50 minutes)
+	$(BIN)/python bench/bench.py; full_cores=$$?; $(BIN)/python bench/tiers.py && exit $$full_cores
+
+bench-tiers: install $(SERVE_VENV)/installed ## the tiers part of make bench alone: Cloud Functions' CPU and memory (cgroups; about 45 minutes)
+	$(BIN)/python bench/tiers.py
 
 soak: install $(SERVE_VENV)/installed wrk ## 60 s of load at 16 connections: errors and memory growth
 	$(BIN)/python bench/soak.py
