@@ -169,7 +169,7 @@ def latencies(url, body, seconds):
 def one_start(source, body, venv, tier, env=None, latency=False):
     """A start inside a fresh cgroup: seconds to the first answer, the latency figures if asked,
     and the cgroup's memory figures; an instance the kernel killed is reported as such."""
-    label, memory_mib, vcpu = tier
+    _, memory_mib, vcpu = tier
     group = Cgroup(f"bench-{os.getpid()}-{memory_mib}", memory_mib, vcpu)
     figures = {}
     try:
