@@ -11,7 +11,8 @@ model's answers for those rows, in order.
             {"instances": ...} too            -> {"predictions": [label, ...]}, as MLflow's scoring server
 """
 
-from validation import InputError, batch_rows, bigquery_return, bigquery_rows, check_count, kind_of, path, shown, single_row
+from validation import (InputError, batch_rows, bigquery_return, bigquery_rows, check_beside, check_count, kind_of, path,
+                        shown, single_row)
 
 
 def row_answer(model, label, probabilities=None, warnings=()):
@@ -112,11 +113,7 @@ class MLflow:
         if not isinstance(body, dict) or sum(key in body for key in self.KEYS) != 1:
             raise InputError(f"the body must hold one of {', '.join(self.KEYS)}")
         self.key = next(key for key in self.KEYS if key in body)
-        unknown = [key for key in body if key not in (self.key, "params")]
-        if unknown:
-            raise InputError(f"unknown field {shown(unknown[0])} beside {self.key}", path("", unknown[0]))
-        if "params" in body and not isinstance(body["params"], dict):
-            raise InputError(f"params must be an object, not {kind_of(body['params'])}", "params")
+        check_beside(body, self.key, ("params",))
         rows, prefix = self.rows_of(body[self.key])
         if not rows:
             raise InputError(f"{self.key} holds no rows", self.key)
@@ -177,7 +174,7 @@ def request_format(body, model, mlflow=False):
             return BigQuery
         if "instances" in body:
             return Batch
-        if any(key in body for key in ("dataframe_split", "dataframe_records", "inputs")):
+        if any(key in body for key in MLflow.KEYS):  # but instances, taken as a batch above
             return MLflow
         if body and not any(key in model.schema.by_key for key in body):
             raise InputError(f"the body is none of the formats this function reads: {FORMATS}")

@@ -195,9 +195,8 @@ class Schema:
                 else:
                     columns[field.column] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
             return pd.DataFrame(columns)
-        if self.numeric:
-            return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64).reshape(len(rows), len(self.fields))
-        return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=object).reshape(len(rows), len(self.fields))
+        values = [[np.nan if v is None else v for v in row] for row in rows]
+        return np.array(values, dtype=np.float64 if self.numeric else object).reshape(len(rows), len(self.fields))
 
 
 def single_row(body, schema):
@@ -211,15 +210,21 @@ def check_count(count, max_rows, field):
         raise InputError(f"{field} holds {count} rows; the limit is {max_rows}", field, status=413)
 
 
+def check_beside(body, key, beside):
+    """That the body holds nothing beside `key` but the keys `beside`, each an object (the
+    parameters Vertex AI and MLflow send, which no model here takes)."""
+    unknown = [name for name in body if name != key and name not in beside]
+    if unknown:
+        raise InputError(f"unknown field {shown(unknown[0])} beside {key}", path("", unknown[0]))
+    for name in beside:
+        if name in body and not isinstance(body[name], dict):
+            raise InputError(f"{name} must be an object, not {kind_of(body[name])}", name)
+
+
 def batch_rows(body, schema, max_rows, beside=()):
     """{"instances": [row, ...]}: each row an object or an array in field order. Returns the rows'
     values and, per row, its warnings. Keys `beside` may stand beside instances (Vertex AI's parameters)."""
-    unknown = [key for key in body if key != "instances" and key not in beside]
-    if unknown:
-        raise InputError(f"unknown field {shown(unknown[0])} beside instances", path("", unknown[0]))
-    for key in beside:
-        if key in body and not isinstance(body[key], dict):
-            raise InputError(f"{key} must be an object, not {kind_of(body[key])}", key)
+    check_beside(body, "instances", beside)
     instances = body["instances"]
     if not isinstance(instances, list):
         raise InputError(f"instances must be an array of rows, not {kind_of(instances)}", "instances")
