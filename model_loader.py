@@ -343,7 +343,8 @@ def check_scorer(scorer, content, metadata):
     scikit-learn: the pickle read with StandIns (a millisecond, where importing scikit-learn to
     unpickle it takes a second and 100 MiB), its linear form computed again, and found to be the
     scorer's very floats. That this form gives the pipeline's answers, bundle_writer checked with
-    scikit-learn itself, of the version installed here (check_versions, and below)."""
+    scikit-learn itself, of the version installed here (check_versions, and below). Called after
+    check_versions."""
     name = metadata["model_file"]
     try:
         pipeline = safe_pickle.read_parameters(content, (PIPELINE, SCALER, CLASSIFIER))
@@ -364,7 +365,7 @@ def check_scorer(scorer, content, metadata):
     if found is None:
         raise ModelError(f"{name}: is not the StandardScaler + LogisticRegression pipeline {METADATA_FILE}'s "
                          "scorer describes; write both again with train.py or make package")
-    installed = installed_version("scikit-learn")
+    installed = metadata["versions"]["scikit-learn"]  # check_versions found it to be the one installed
     if made_with != {installed}:
         raise version_refusal(name, "scikit-learn", " and ".join(sorted(map(str, made_with - {installed}))), installed)
     check_classes(name, classes, metadata)
