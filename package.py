@@ -25,6 +25,7 @@ import numpy as np
 
 import safe_pickle
 from bundle_writer import DataError, column_type, fields_of, model_name, python_values, write_bundle
+from model_loader import as_list
 from validation import Schema
 
 HERE = Path(__file__).resolve().parent
@@ -120,7 +121,7 @@ def encoders(pipeline):
         elif isinstance(step, (OneHotEncoder, OrdinalEncoder)) and columns and len(columns) == len(step.categories_):
             ignores = step.handle_unknown in ("ignore", "infrequent_if_exist", "use_encoded_value", "warn")
             for column, categories in zip(columns, step.categories_):
-                found[column] = ([value.item() if hasattr(value, "item") else value for value in categories
+                found[column] = ([value for value in as_list(categories)
                                   if not (isinstance(value, float) and np.isnan(value))], ignores)
 
     walk(pipeline)
@@ -284,7 +285,7 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
         "modules": [Path(module).stem for module in modules],
     }
     if task == "classification":
-        classes = [c.item() if hasattr(c, "item") else c for c in pipeline.classes_]
+        classes = as_list(pipeline.classes_)
         names = class_names or [str(c) for c in classes]
         if len(names) != len(classes):
             raise DataError(f"--class-names gives {len(names)} names for the {len(classes)} classes {classes}")

@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from bundle_writer import DataError, column_type, field_names, fields_of, model_name, python_values, write_bundle
+from model_loader import as_list
 from validation import Schema
 
 HERE = Path(__file__).resolve().parent
@@ -206,7 +207,7 @@ def train(data, out_dir, task=None):
         "modules": [],
     }
     if task == "classification":
-        classes = [label.item() if hasattr(label, "item") else label for label in pipeline.classes_]
+        classes = as_list(pipeline.classes_)
         description["classes"] = classes
         description["class_names"] = data["class_names"] or [str(label) for label in classes]
     return write_bundle(pipeline, description, out_dir), why
