@@ -26,12 +26,6 @@ NUMPY_TYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "U
 NUMERIC = {name for name in NUMPY_TYPES if name != "BOOL"}
 
 
-class ProtocolError(Exception):
-    def __init__(self, message, status=400):
-        super().__init__(message)
-        self.message, self.status = message, status
-
-
 def label_datatype(model):
     if model.task == "regression":
         return "FP64"
@@ -62,32 +56,32 @@ def tensor_data(tensor, where, binary, offset):
     size = tensor.get("parameters", {}).get("binary_data_size")
     if size is None:
         if "data" not in tensor:
-            raise ProtocolError(f"{where} has no data")
+            raise InputError(f"{where} has no data")
         return flattened(tensor["data"], len(tensor["shape"]), f"{where}.data"), offset
     if type(size) is not int or size < 0 or offset + size > len(binary):
-        raise ProtocolError(f"{where}'s binary_data_size {size!r} runs past the end of the body")
+        raise InputError(f"{where}'s binary_data_size {size!r} runs past the end of the body")
     raw = binary[offset:offset + size]
     if datatype == "BYTES":
         elements, at = [], 0
         while at < len(raw):  # each element: its length, four bytes little-endian, then its bytes
             if at + 4 > len(raw):
-                raise ProtocolError(f"{where}'s BYTES data ends inside an element's length")
+                raise InputError(f"{where}'s BYTES data ends inside an element's length")
             (length,) = struct.unpack_from("<I", raw, at)
             elements.append(raw[at + 4:at + 4 + length])
             at += 4 + length
         return elements, offset + size
     if datatype not in NUMPY_TYPES:
-        raise ProtocolError(f"{where}.datatype {shown(str(datatype))} is not one the protocol defines")
+        raise InputError(f"{where}.datatype {shown(str(datatype))} is not one the protocol defines")
     width = np.dtype(NUMPY_TYPES[datatype]).itemsize
     if size % width:
-        raise ProtocolError(f"{where}'s {size} bytes are not a whole number of {datatype} elements")
+        raise InputError(f"{where}'s {size} bytes are not a whole number of {datatype} elements")
     return np.frombuffer(raw, dtype=NUMPY_TYPES[datatype]).tolist(), offset + size
 
 
 def flattened(data, depth, where):
     """Tensor data, which may be nested as its shape is or already flat, as one flat list."""
     if not isinstance(data, list):
-        raise ProtocolError(f"{where} must be an array, not {kind_of(data)}")
+        raise InputError(f"{where} must be an array, not {kind_of(data)}")
     if depth <= 1 or not any(isinstance(item, list) for item in data):
         return data
     return [value for item in data for value in flattened(item, depth - 1, where)]
@@ -100,7 +94,7 @@ def json_value(value, datatype, where):
             try:
                 return value.decode("utf-8")
             except UnicodeDecodeError:
-                raise ProtocolError(f"{where} is not UTF-8 text") from None
+                raise InputError(f"{where} is not UTF-8 text") from None
         return value
     if datatype == "BOOL":
         return value if type(value) is bool else "not a boolean"  # refused by the field's check
@@ -110,53 +104,53 @@ def json_value(value, datatype, where):
 def read_tensors(body, model, max_rows, binary=b""):
     """The request's inputs as checked rows, and the outputs it asks for."""
     if not isinstance(body, dict):
-        raise ProtocolError(f"an inference request must be a JSON object, not {kind_of(body)}")
+        raise InputError(f"an inference request must be a JSON object, not {kind_of(body)}")
     for key, kind in (("id", str), ("parameters", dict)):
         if key in body and not isinstance(body[key], kind):
-            raise ProtocolError(f"{key} must be {'an object' if kind is dict else 'a string'}, not {kind_of(body[key])}")
+            raise InputError(f"{key} must be {'an object' if kind is dict else 'a string'}, not {kind_of(body[key])}")
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise ProtocolError("inputs must be a non-empty array of tensors")
+        raise InputError("inputs must be a non-empty array of tensors")
     fields = model.schema.fields
     by_key = model.schema.by_key
     columns, offset, rows_count = {}, 0, None
     for i, tensor in enumerate(inputs):
         where = f"inputs[{i}]"
         if not isinstance(tensor, dict) or not all(key in tensor for key in ("name", "shape", "datatype")):
-            raise ProtocolError(f"{where} must be an object with name, shape, datatype and data")
+            raise InputError(f"{where} must be an object with name, shape, datatype and data")
         for key, kind in (("name", str), ("datatype", str), ("parameters", dict)):
             if key in tensor and not isinstance(tensor[key], kind):
-                raise ProtocolError(f"{where}.{key} must be {'an object' if kind is dict else 'a string'}, not {kind_of(tensor[key])}")
+                raise InputError(f"{where}.{key} must be {'an object' if kind is dict else 'a string'}, not {kind_of(tensor[key])}")
         shape = tensor["shape"]
         if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-            raise ProtocolError(f"{where}.shape must be an array of whole numbers")
+            raise InputError(f"{where}.shape must be an array of whole numbers")
         data, offset = tensor_data(tensor, where, binary, offset)
         if len(data) != int(np.prod(shape)):
-            raise ProtocolError(f"{where} holds {len(data)} elements, but its shape {shape} makes {int(np.prod(shape))}")
+            raise InputError(f"{where} holds {len(data)} elements, but its shape {shape} makes {int(np.prod(shape))}")
         values = [json_value(value, tensor["datatype"], f"{where}.data[{j}]") for j, value in enumerate(data)]
         if len(inputs) == 1 and len(shape) == 2 and shape[1] == len(fields) and tensor["name"] not in by_key:
             if tensor["datatype"] not in NUMERIC or not model.schema.numeric:
-                raise ProtocolError(f"{where}: a single [rows, fields] tensor is for a model of numbers, with an "
+                raise InputError(f"{where}: a single [rows, fields] tensor is for a model of numbers, with an "
                                     "INT or FP datatype; send one tensor per field")
             check_count(shape[0], max_rows, where)
             return rows_of([values[r * len(fields):(r + 1) * len(fields)] for r in range(shape[0])], fields,
                            lambda r, j: f"{where}.data[{r * len(fields) + j}]"), requested(body, model)
         field = by_key.get(tensor["name"])
         if field is None:
-            raise ProtocolError(f"{where}: no field is named {shown(str(tensor['name']))}; the fields are "
+            raise InputError(f"{where}: no field is named {shown(str(tensor['name']))}; the fields are "
                                 f"{', '.join(model.features)}, or one [rows, {len(fields)}] tensor")
         if field.name in columns:
-            raise ProtocolError(f"{where}: the field {field.name} is given twice")
+            raise InputError(f"{where}: the field {field.name} is given twice")
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-            raise ProtocolError(f"{where}.shape must be [rows] or [rows, 1] for one field")
+            raise InputError(f"{where}.shape must be [rows] or [rows, 1] for one field")
         if rows_count is not None and shape[0] != rows_count:
-            raise ProtocolError(f"{where} holds {shape[0]} rows, the tensors before it {rows_count}")
+            raise InputError(f"{where} holds {shape[0]} rows, the tensors before it {rows_count}")
         rows_count = shape[0]
         check_count(rows_count, max_rows, where)
         columns[field.name] = (i, values)
     missing = [field.name for field in fields if field.name not in columns]
     if missing:
-        raise ProtocolError(f"inputs lack the fields {', '.join(missing)}")
+        raise InputError(f"inputs lack the fields {', '.join(missing)}")
     rows = [[columns[field.name][1][r] for field in fields] for r in range(rows_count)]
     return rows_of(rows, fields, lambda r, j: f"inputs[{columns[fields[j].name][0]}].data[{r}]"), requested(body, model)
 
@@ -170,7 +164,7 @@ def rows_of(rows, fields, where):
             try:
                 values.append(field.check(value, "", field.name, []))
             except InputError as err:
-                raise ProtocolError(f"{where(r, j)} ({field.name}): {err.message}") from None
+                raise InputError(f"{where(r, j)} ({field.name}): {err.message}") from None
         checked.append(values)
     return checked
 
@@ -182,10 +176,10 @@ def requested(body, model):
         return names
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
                                                 and isinstance(o.get("parameters", {}), dict) for o in outputs):
-        raise ProtocolError("outputs must be an array of objects, each with a name")
+        raise InputError("outputs must be an array of objects, each with a name")
     unknown = [str(o["name"]) for o in outputs if o["name"] not in names]
     if unknown:
-        raise ProtocolError(f"this model has no output {shown(unknown[0])}; it has {', '.join(names)}")
+        raise InputError(f"this model has no output {shown(unknown[0])}; it has {', '.join(names)}")
     return [o["name"] for o in outputs]
 
 
@@ -207,18 +201,15 @@ def infer_answer(body, model, outputs, labels, probabilities):
 def parse(data, headers):
     """The JSON part of an inference request, and its binary part (Triton's extension)."""
     if headers.get("Content-Encoding"):
-        raise ProtocolError("a compressed request body is not read; send it uncompressed")
+        raise InputError("a compressed request body is not read; send it uncompressed")
     length = headers.get("Inference-Header-Content-Length")
     if length is None:
         header, binary = data, b""
     else:
         if not (length.isascii() and length.isdigit()) or int(length) > len(data):
-            raise ProtocolError("Inference-Header-Content-Length must be the length of the JSON that opens the body")
+            raise InputError("Inference-Header-Content-Length must be the length of the JSON that opens the body")
         header, binary = data[:int(length)], data[int(length):]
-    try:
-        return parse_json(header), binary
-    except InputError as err:
-        raise ProtocolError(err.message) from None
+    return parse_json(header), binary
 
 
 def respond(endpoint, args, method, data, headers, model, max_rows):
@@ -244,8 +235,6 @@ def respond(endpoint, args, method, data, headers, model, max_rows):
         body, binary = parse(data, headers)
         rows, outputs = read_tensors(body, model, max_rows, binary)
         labels, probabilities = model.predict(rows, lambda i: f"inputs, row {i}")
-    except ProtocolError as err:
-        return {"error": err.message}, err.status, 0
     except InputError as err:
         return {"error": f"{err.field}: {err.message}" if err.field else err.message}, err.status, 0
     return infer_answer(body, model, outputs, labels, probabilities), 200, len(rows)
