@@ -19,7 +19,7 @@ REGION ?= us-central1
 RUNTIME ?= python312
 
 .DEFAULT_GOAL := help
-.PHONY: help install train package test serve archive verify wheels bench bench-tiers soak deploy bigquery-sql screenshot clean
+.PHONY: help install train package test serve archive verify wheels bench bench-tiers bench-compare soak deploy bigquery-sql screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench: install $(SERVE_VENV)/installed wrk ## speed, cold start and memory again
 
 bench-tiers: install $(SERVE_VENV)/installed ## the tiers part of make bench alone: Cloud Functions' CPU and memory (cgroups; about 45 minutes)
 	$(BIN)/python bench/tiers.py
+
+bench-compare: install $(SERVE_VENV)/installed wrk ## main.py at COMMITS="..." beside today's and the floors: which commit moved a ratio
+	COMMITS="$(COMMITS)" $(BIN)/python bench/compare.py
 
 soak: install $(SERVE_VENV)/installed wrk ## 60 s of load at 16 connections: errors and memory growth
 	$(BIN)/python bench/soak.py

@@ -63,23 +63,23 @@ def cold_starts():
 def start_warm(source, body):
     """A started server, loaded for 2 s, so that what is measured next is the function as it
     serves from then on."""
-    server, _ = start(source, body, VENVS[source])
+    server, _ = start(source, body, VENVS.get(source, SERVE_VENV))
     wrk(server.url, body, 8, 2)
     return server
 
 
-def in_turns(sources, body, measure):
+def in_turns(sources, body, measure, label=lambda source: source.stem):
     """Every source served at once; ROUNDS rounds, each source measured in turn within a
-    round by `measure(server)`. Returns every round's figures, by source. A turn starts once
-    the last one's server is idle, and each round starts with the next source, so that no
+    round by `measure(server)`. Returns every round's figures, by `label(source)`. A turn starts
+    once the last one's server is idle, and each round starts with the next source, so that no
     source always follows the same one."""
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(start_warm(source, body)) for source in sources]
-        runs = {source.stem: [] for source in sources}
+        runs = {label(source): [] for source in sources}
         for round_number in range(ROUNDS):
             first = round_number % len(servers)
             for server in servers[first:] + servers[:first]:
-                runs[server.source.stem].append(measure(server))
+                runs[label(server.source)].append(measure(server))
                 server.wait_idle()
     return runs
 
