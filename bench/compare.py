@@ -20,8 +20,10 @@ from serving import ROOT, SINGLE
 
 def worktree(commit, folder):
     """main.py of `commit`, checked out into `folder`."""
-    subprocess.run(["git", "worktree", "add", "--detach", str(folder), commit], cwd=ROOT, check=True,
-                   capture_output=True)
+    done = subprocess.run(["git", "worktree", "add", "--detach", str(folder), commit], cwd=ROOT,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"bench-compare: can't check out {commit}: {done.stderr.strip()}")
     return folder / "main.py"
 
 
@@ -41,10 +43,13 @@ def main():
             for commit in commits:
                 sources[commit] = worktree(commit, Path(temporary) / commit)
             names = {source: name for name, source in sources.items()}
+
+            def label(source):  # every version's source is a main.py: told apart by commit; the floors by name
+                return names.get(source, source.stem)
+
             print(f"bench-compare: {', '.join(sources)}; {bench.ROUNDS} rounds of {bench.SECONDS} s wrk runs", flush=True)
-            warm = bench.in_turns([bench.FLOOR, *sources.values()], SINGLE, bench.warm, lambda s: names.get(s, s.stem))
-            batch = bench.in_turns([bench.PARSE_FLOOR, *sources.values()], bench.BATCH, bench.batch,
-                                   lambda s: names.get(s, s.stem))
+            warm = bench.in_turns([bench.FLOOR, *sources.values()], SINGLE, bench.warm, label)
+            batch = bench.in_turns([bench.PARSE_FLOOR, *sources.values()], bench.BATCH, bench.batch, label)
         finally:
             for commit in commits:
                 subprocess.run(["git", "worktree", "remove", "--force", str(Path(temporary) / commit)], cwd=ROOT,
