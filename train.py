@@ -32,7 +32,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from bundle_writer import DataError, column_type, field_names, fields_of, model_name, python_values, write_bundle
+from bundle_writer import DataError, column_type, fields_of, model_name, python_values, write_bundle
 from model_loader import as_list
 from validation import Schema
 
