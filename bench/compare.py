@@ -27,10 +27,15 @@ def worktree(commit, folder):
     return folder / "main.py"
 
 
+def median(runs, *path):
+    """A figure's median across the rounds: median(runs, "c1", "requests_per_s")."""
+    return statistics.median(bench.per_round(runs, *path))
+
+
 def cell(ours, floor, *path):
     """A figure's median across the rounds, and the median of its ratios to the floor's."""
-    ours, floor = bench.per_round(ours, *path), bench.per_round(floor, *path)
-    return f"{statistics.median(ours):,.0f} ({bench.median_ratio(ours, floor):.2f}x)"
+    ratio = bench.median_ratio(bench.per_round(ours, *path), bench.per_round(floor, *path))
+    return f"{median(ours, *path):,.0f} ({ratio:.2f}x)"
 
 
 def main():
@@ -61,9 +66,9 @@ def main():
         print(f"| {name} | {cell(warm[name], warm['floor'], 'c1', 'requests_per_s')} | "
               f"{cell(warm[name], warm['floor'], 'c8', 'requests_per_s')} | "
               f"{cell(batch[name], batch['parse_floor'], 'rows_per_s')} |")
-    print(f"\nfloors: warm {statistics.median(bench.per_round(warm['floor'], 'c1', 'requests_per_s')):,.0f} and "
-          f"{statistics.median(bench.per_round(warm['floor'], 'c8', 'requests_per_s')):,.0f} requests/s; batches "
-          f"{statistics.median(bench.per_round(batch['parse_floor'], 'rows_per_s')):,.0f} rows/s")
+    print(f"\nfloors: warm {median(warm['floor'], 'c1', 'requests_per_s'):,.0f} and "
+          f"{median(warm['floor'], 'c8', 'requests_per_s'):,.0f} requests/s; batches "
+          f"{median(batch['parse_floor'], 'rows_per_s'):,.0f} rows/s")
 
 
 if __name__ == "__main__":
