@@ -11,7 +11,7 @@ POST /invocations                -> MLflow's scoring formats (formats.py)
 OPTIONS                          -> CORS preflight
 
 Entry point: `predict`. Run it locally with `functions-framework --target predict`.
-Read top to bottom: configuration, the model loaded once, reading a request, the answers, `predict`.
+Read top to bottom: configuration, the model loaded once, the answers, a request routed, `predict`.
 """
 
 import gc
@@ -32,12 +32,11 @@ from formats import MLflow, Single, bigquery_returns, request_format
 from model_loader import ModelError, load_model
 from openapi import description, openapi_document
 from request_log import log, log_request
-from routes import OPEN_INFERENCE, allowed, route
+from routes import OPEN_INFERENCE, PREFLIGHT_HEADERS, allowed, cors_headers, route
 from settings import SettingError, read_settings
-from validation import InputError, parse_json
+from validation import InputError, RefusedUnread, parse_json, read_body
 
 HERE = Path(__file__).resolve().parent
-MAX_PATH = 8192  # characters; a longer path gets 414
 
 # The model is loaded once per instance, when Cloud Functions imports this file, and reused by
 # every request. A setting, a model or a file that can't be trusted stops the instance here,
@@ -59,11 +58,6 @@ DESCRIPTION = orjson.dumps(description(MODEL.metadata, LIMITS), option=orjson.OP
 OPENAPI = orjson.dumps(openapi_document(MODEL.metadata, bigquery_returns(MODEL), MAX_INSTANCES), option=orjson.OPT_INDENT_2)
 PAGE = (HERE / "page.html").read_bytes()
 JSON_TYPE = {"Content-Type": "application/json"}
-PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Max-Age": "3600",
-}
 
 
 class Answer(NamedTuple):
@@ -94,31 +88,6 @@ def refusal_answer(request, err):
     return error_answer(err)
 
 
-class RefusedUnread(InputError):
-    """The request was refused before its body was read in full."""
-
-
-def read_body(request):
-    """The request's body, read through Flask's own limit: never more than MAX_BODY_BYTES of it
-    is held, whatever the method, and with or without a Content-Length."""
-    declared = request.headers.get("Content-Length")
-    if declared is not None:
-        if not (declared.isascii() and declared.isdigit()):  # werkzeug would read it as 0
-            raise RefusedUnread("Content-Length is not a number")
-        if int(declared) > MAX_BODY_BYTES:
-            raise RefusedUnread(f"body is {declared} bytes; the limit is {MAX_BODY_BYTES}", status=413)
-    # A body without a Content-Length (chunked) is cut at max_content_length, so one byte over
-    # the limit shows that there was more.
-    request.max_content_length = MAX_BODY_BYTES + 1
-    try:
-        data = request.get_data()
-    except Exception:  # the server's own reader refused it: a malformed chunk, or an early end
-        raise RefusedUnread("the body could not be read: malformed chunked encoding, or it ended early") from None
-    if len(data) > MAX_BODY_BYTES:
-        raise RefusedUnread(f"body is over the limit of {MAX_BODY_BYTES} bytes", status=413)
-    return data
-
-
 def post(data, mlflow=False):
     """POST: rows to predict, in one of the formats in formats.py; the answer in the same format."""
     answers = MLflow if mlflow else Single  # whose errors, until the body says which format it is
@@ -138,10 +107,8 @@ def wants_html(request):
 
 def respond(request):
     """Route by path and method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
+    data = read_body(request, MAX_BODY_BYTES)  # whatever the method (only a POST uses it); too long is refused unread
     path, method = request.path, request.method
-    if len(path) > MAX_PATH:
-        raise RefusedUnread(f"the path is {len(path)} characters; the limit is {MAX_PATH}", status=414)
-    data = read_body(request)  # whatever the method: only a POST uses it
     endpoint, args = route(path)
     if method == "OPTIONS":
         return Answer(b"", 204, {**PREFLIGHT_HEADERS, "Allow": allowed(endpoint)})
@@ -164,16 +131,6 @@ def respond(request):
         {"error": f"method {method} is not allowed here; this route takes {allowed(endpoint)}", "field": None},
         405, {**JSON_TYPE, "Allow": allowed(endpoint)},
     )
-
-
-def cors_headers(origin):
-    """Which web pages may read the answers: ALLOWED_ORIGINS, `*` (any) by default. `*` is
-    safe here because the function uses no cookies or other credentials."""
-    if "*" in ALLOWED_ORIGINS:
-        return {"Access-Control-Allow-Origin": "*"}
-    if origin in ALLOWED_ORIGINS:
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    return {"Vary": "Origin"}  # no allow header: the browser withholds the answer
 
 
 @functions_framework.errorhandler(404)
@@ -205,7 +162,7 @@ def predict(request):
         answer = json_answer({"error": f"internal error (reference {reference})", "field": None}, 500)
         body = answer.body
     log_request(request, answer, started)
-    return body, answer.status, {**answer.headers, **headers, **cors_headers(request.origin)}
+    return body, answer.status, {**answer.headers, **headers, **cors_headers(request.origin, ALLOWED_ORIGINS)}
 
 
 # gunicorn forks its worker from the process that imported this file. What exists by now lives

@@ -1,5 +1,6 @@
 """The function's routes besides the root, which is every other path, as it always was: the
-OpenAPI document, MLflow's scoring server's, and the Open Inference Protocol's (open_inference.py)."""
+OpenAPI document, MLflow's scoring server's, and the Open Inference Protocol's (open_inference.py).
+Then what each route allows: its methods, and for a web page of another site, CORS."""
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -36,3 +37,21 @@ def route(path):
         return ROUTES.match(path)
     except HTTPException:  # none of them: the root
         return "root", {}
+
+
+# A browser asks before it sends a POST from another site's page (CORS): the answer to its OPTIONS.
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "3600",
+}
+
+
+def cors_headers(origin, allowed_origins):
+    """Which web pages may read the answers: `allowed_origins` (the setting ALLOWED_ORIGINS; `*`,
+    any, by default). `*` is safe here because the function uses no cookies or other credentials."""
+    if "*" in allowed_origins:
+        return {"Access-Control-Allow-Origin": "*"}
+    if origin in allowed_origins:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {"Vary": "Origin"}  # no allow header: the browser withholds the answer

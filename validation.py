@@ -1,8 +1,9 @@
 """Every rule about what a request may hold, in one place.
 
-Anything wrong raises InputError with an HTTP status (400, or 413 for too much), a message
+Anything wrong raises InputError with an HTTP status (400; 413 or 414 for too much), a message
 for people, and `field`: the JSON path of the offending value, where there is one
-("petal_width", "instances[3].petal_width", "calls[2][0]").
+("petal_width", "instances[3].petal_width", "calls[2][0]"). A request too long to read at all
+(its path, or its body) is refused before its body is read: RefusedUnread, from read_body.
 """
 
 import json
@@ -16,6 +17,7 @@ import numpy as np
 MAX_MAGNITUDE = 1e100
 # Python refuses to read an integer of more digits than this (a guard against slow conversions).
 MAX_INTEGER_DIGITS = 4300
+MAX_PATH = 8192  # characters; a longer path gets 414
 
 
 class InputError(Exception):
@@ -24,6 +26,34 @@ class InputError(Exception):
         self.message = message
         self.field = field
         self.status = status
+
+
+class RefusedUnread(InputError):
+    """The request was refused before its body was read in full."""
+
+
+def read_body(request, max_bytes):
+    """A Flask request's body, read through Flask's own limit: never more than `max_bytes` of it
+    is held, whatever the method, and with or without a Content-Length. A path over MAX_PATH
+    characters, or a body over the limit, is refused unread."""
+    if len(request.path) > MAX_PATH:
+        raise RefusedUnread(f"the path is {len(request.path)} characters; the limit is {MAX_PATH}", status=414)
+    declared = request.headers.get("Content-Length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):  # werkzeug would read it as 0
+            raise RefusedUnread("Content-Length is not a number")
+        if int(declared) > max_bytes:
+            raise RefusedUnread(f"body is {declared} bytes; the limit is {max_bytes}", status=413)
+    # A body without a Content-Length (chunked) is cut at max_content_length, so one byte over
+    # the limit shows that there was more.
+    request.max_content_length = max_bytes + 1
+    try:
+        data = request.get_data()
+    except Exception:  # the server's own reader refused it: a malformed chunk, or an early end
+        raise RefusedUnread("the body could not be read: malformed chunked encoding, or it ended early") from None
+    if len(data) > max_bytes:
+        raise RefusedUnread(f"body is over the limit of {max_bytes} bytes", status=413)
+    return data
 
 
 def refuse_constant(name):
