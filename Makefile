@@ -22,7 +22,7 @@ RUNTIME ?= python312
 .PHONY: help install train package test serve archive verify wheels bench bench-tiers bench-compare soak deploy bigquery-sql screenshot clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 install: $(VENV)/installed ## make .venv from requirements.txt and requirements-dev.txt
 
