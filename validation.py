@@ -2,8 +2,9 @@
 
 Anything wrong raises InputError with an HTTP status (400; 413 or 414 for too much), a message
 for people, and `field`: the JSON path of the offending value, where there is one
-("petal_width", "instances[3].petal_width", "calls[2][0]"). A request too long to read at all
-(its path, or its body) is refused before its body is read: RefusedUnread, from read_body.
+("petal_width", "instances[3].petal_width", "calls[2][0]"). A request whose body can't be read
+within the limits (a path or a body too long, a Content-Length that is not a number, a malformed
+chunk) is refused before its body is read in full: RefusedUnread, from read_body.
 """
 
 import json
