@@ -3,11 +3,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Built from requirements.txt alone, as Cloud Functions builds it: what bench and soak measure.
 SERVE_VENV := .venv-serve
 PORT ?= 8080
 HOST ?= 127.0.0.1
 # The bundle's own modules, for a pipeline of one's own steps (make package MODULES=...), as model.json lists them.
+MODEL_NAME := $(shell $(PYTHON) -c 'import json; print(json.load(open("model.json"))["name"])' 2>/dev/null)
 MODEL_MODULES := $(shell $(PYTHON) -c 'import json; print(" ".join(m + ".py" for m in json.load(open("model.json"))["modules"]))' 2>/dev/null)
 ARCHIVE_FILES := main.py routes.py request_log.py formats.py open_inference.py model_loader.py safe_pickle.py settings.py validation.py openapi.py page.html model.pkl model.json requirements.txt $(MODEL_MODULES)
 # Debian packages some targets need: Chromium for the browser tests, wrk for load.
@@ -19,19 +19,27 @@ REGION ?= us-central1
 RUNTIME ?= python312
 
 .DEFAULT_GOAL := help
-.PHONY: help install train package test serve archive verify wheels bench bench-tiers bench-compare soak deploy bigquery-sql screenshot clean
+.PHONY: help install tools train package test serve archive verify wheels bench bench-tiers bench-compare soak deploy bigquery-sql screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-install: $(VENV)/installed ## make .venv from requirements.txt and requirements-dev.txt
+install: $(VENV)/test-installed $(SERVE_VENV)/installed ## make .venv (tools and tests) and .venv-serve (the function's requirements alone)
 
-$(VENV)/installed: requirements.txt requirements-dev.txt
+tools: $(VENV)/tools-installed ## make .venv with what train.py and package.py need (and the README's data and calls)
+
+# .venv: the tools (train.py, package.py) from requirements-tools.txt; the tests add requirements-test.txt.
+$(VENV)/tools-installed: requirements.txt requirements-tools.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-tools.txt
 	touch $@
 
+$(VENV)/test-installed: $(VENV)/tools-installed requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+# .venv-serve: requirements.txt alone, as Cloud Functions builds it: what make serve runs, and bench measures.
 $(SERVE_VENV)/installed: requirements.txt
 	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install --quiet -r requirements.txt
@@ -43,11 +51,11 @@ chromium:
 wrk:
 	@command -v wrk >/dev/null || { $(APT_INSTALL) wrk; }
 
-train: install ## fit a pipeline on iris, or DATA=file.csv TARGET=column [TASK= DROP=a,b SEP=';' OUT=folder]
+train: $(VENV)/tools-installed ## fit a pipeline on iris, or DATA=file.csv TARGET=column [TASK= DROP=a,b SEP=';' OUT=folder]
 	@$(BIN)/python train.py $(if $(DATA),--data "$(DATA)" --target "$(TARGET)") $(if $(TASK),--task "$(TASK)") \
 		$(if $(DROP),--drop "$(DROP)") $(if $(SEP),--sep "$(SEP)") $(if $(OUT),--out "$(OUT)")
 
-package: install ## describe a pipeline made elsewhere: MODEL=model.pkl [DATA=sample.csv TARGET= MODULES=a.py CLASS_NAMES=a,b NAME= OUT=]
+package: $(VENV)/tools-installed ## describe a pipeline made elsewhere: MODEL=model.pkl [DATA=sample.csv TARGET= MODULES=a.py CLASS_NAMES=a,b NAME= OUT=]
 	@$(BIN)/python package.py "$(MODEL)" $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
 		$(if $(MODULES),--modules "$(MODULES)") $(if $(CLASS_NAMES),--class-names "$(CLASS_NAMES)") \
 		$(if $(NAME),--name "$(NAME)") $(if $(OUT),--out "$(OUT)")
@@ -55,8 +63,9 @@ package: install ## describe a pipeline made elsewhere: MODEL=model.pkl [DATA=sa
 test: install chromium ## run every test
 	$(BIN)/python -m pytest
 
-serve: install ## serve the function on http://127.0.0.1:8080 (PORT=, and HOST=0.0.0.0 to be reachable from elsewhere)
-	$(BIN)/functions-framework --target predict --source main.py --host $(HOST) --port $(PORT)
+serve: $(SERVE_VENV)/installed ## serve the function on http://127.0.0.1:8080 (PORT=, and HOST=0.0.0.0 to be reachable from elsewhere)
+	@echo "serving model.pkl ($(MODEL_NAME)) on http://$(HOST):$(PORT) (Ctrl-C stops it)"
+	@$(SERVE_VENV)/bin/functions-framework --target predict --source main.py --host $(HOST) --port $(PORT)
 
 archive: archive.zip ## build archive.zip, the upload for Cloud Functions
 
@@ -72,16 +81,16 @@ verify: archive.zip ## rehearse a deploy: unzip, fresh venv, install, serve, cal
 wheels: ## which Cloud Functions runtimes have wheels for every pin
 	$(PYTHON) scripts/wheels.py requirements.txt
 
-bench: install $(SERVE_VENV)/installed wrk ## speed, cold start and memory against their floors, then on each tier (about 50 minutes)
+bench: install wrk ## speed, cold start and memory against their floors, then on each tier (about 50 minutes)
 	$(BIN)/python bench/bench.py; full_cores=$$?; $(BIN)/python bench/tiers.py && exit $$full_cores
 
-bench-tiers: install $(SERVE_VENV)/installed ## the tiers part of make bench alone: Cloud Functions' CPU and memory (cgroups; about 45 minutes)
+bench-tiers: install ## the tiers part of make bench alone: Cloud Functions' CPU and memory (cgroups; about 45 minutes)
 	$(BIN)/python bench/tiers.py
 
-bench-compare: install $(SERVE_VENV)/installed wrk ## main.py at COMMITS="..." beside today's and the floors: which commit moved a ratio
+bench-compare: install wrk ## main.py at COMMITS="..." beside today's and the floors: which commit moved a ratio
 	COMMITS="$(COMMITS)" $(BIN)/python bench/compare.py
 
-soak: install $(SERVE_VENV)/installed wrk ## 60 s of load at 16 connections: errors and memory growth
+soak: install wrk ## 60 s of load at 16 connections: errors and memory growth
 	$(BIN)/python bench/soak.py
 
 deploy: archive.zip ## gcloud functions deploy (PUBLIC=1 to allow unauthenticated calls, DRY_RUN=1 to print only)

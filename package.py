@@ -98,7 +98,7 @@ def other_versions(path, package, made_with, pinned):
     return (f"{path}: made with {package} {made_with}, but requirements.txt pins {package} {pinned}; a pickle is only "
             f"sure to load, and to answer the same, with the versions that made it. Either retrain it with "
             f"{package} {pinned} (in the notebook: pip install {package}=={pinned}, then fit and dump again), or pin "
-            f"the versions it was made with in requirements.txt and requirements-dev.txt, make install, and package again")
+            f"the versions it was made with in requirements.txt (which the tools install too), and package again")
 
 
 def encoders(pipeline):

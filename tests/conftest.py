@@ -60,13 +60,43 @@ def close(answers, expected):
     return True
 
 
+# Numbers that come out of fitting (weights, probabilities, scores) differ in their last digits from
+# one CPU to another: each BLAS kernel sums in its own order. A model trained again is compared
+# within this relative tolerance; labels, classes and contracts exactly.
+FIT_RTOL = 1e-9
+
+
+def assert_equivalent_models(fresh_folder, committed_folder, rows):
+    """That the bundle in `fresh_folder` is the one in `committed_folder` as any machine makes it
+    again: model.json the same but for when, where and the checksums (its scorer's numbers within
+    FIT_RTOL), and the pipelines giving the same labels and probabilities within FIT_RTOL on `rows`."""
+    import joblib
+
+    fresh, committed = (json.loads((Path(folder) / "model.json").read_text()) for folder in (fresh_folder, committed_folder))
+    varies = ("trained_at", "metadata_sha256", "model_sha256", "scorer", "versions")
+    assert {k: v for k, v in fresh.items() if k not in varies} == {k: v for k, v in committed.items() if k not in varies}
+    assert {k: v for k, v in fresh["versions"].items() if k != "python"} == \
+        {k: v for k, v in committed["versions"].items() if k != "python"}
+    assert fresh.keys() == committed.keys()
+    if "scorer" in committed:
+        assert fresh["scorer"]["pickle_sha256"] == fresh["model_sha256"]
+        for key in ("weights", "bias"):
+            assert np.allclose(fresh["scorer"][key], committed["scorer"][key], rtol=FIT_RTOL, atol=0), key
+    new, old = (joblib.load(Path(folder) / "model.pkl") for folder in (fresh_folder, committed_folder))
+    assert np.array_equal(new.predict(rows), old.predict(rows))
+    if hasattr(old, "predict_proba"):
+        assert np.array_equal(new.classes_, old.classes_)
+        assert np.allclose(new.predict_proba(rows), old.predict_proba(rows), rtol=FIT_RTOL, atol=0)
+
+
 def run_train(*args):
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True, text=True)
 
 
 def copy_project(folder):
-    """The project's tracked files copied into `folder`, sharing its virtual environments: a place
-    to run make as a user would, training other models, leaving the project's own alone."""
+    """The project's tracked files copied into `folder`, a git repository of its own as a clone is,
+    sharing the project's virtual environments: a place to run make as a user would, training other
+    models, leaving the project's own alone."""
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for name in tracked.splitlines():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +104,9 @@ def copy_project(folder):
     for venv in (".venv", ".venv-serve"):
         if (ROOT / venv).exists():
             (folder / venv).symlink_to(ROOT / venv)
+    git = ["git", "-c", "user.name=copy", "-c", "user.email=copy@localhost"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "the project as it is"]):
+        subprocess.run(git + command, cwd=folder, check=True, capture_output=True)
     return folder
 
 

@@ -284,9 +284,3 @@ def test_gaps_and_text_are_trained_on_not_refused(tmp_path, committed_model):
     assert result.returncode == 0, result.stderr
     fields = json.loads((tmp_path / "model.json").read_text())["fields"]
     assert [(f["name"], f["type"], f["nullable"]) for f in fields] == [("x1", "number", True), ("colour", "string", True)]
-
-
-def test_no_arguments_trains_iris_as_before(tmp_path, committed_model):
-    result = run_train("--out", tmp_path)
-    assert result.returncode == 0
-    assert (tmp_path / "model.pkl").read_bytes() == (ROOT / "model.pkl").read_bytes()
