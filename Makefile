@@ -6,16 +6,16 @@ BIN := $(VENV)/bin
 SERVE_VENV := .venv-serve
 PORT ?= 8080
 HOST ?= 127.0.0.1
-# The bundle's own modules, for a pipeline of one's own steps (make package MODULES=...), as model.json lists them.
 MODEL_NAME := $(shell $(PYTHON) -c 'import json; print(json.load(open("model.json"))["name"])' 2>/dev/null)
-MODEL_MODULES := $(shell $(PYTHON) -c 'import json; print(" ".join(m + ".py" for m in json.load(open("model.json"))["modules"]))' 2>/dev/null)
-ARCHIVE_FILES := main.py routes.py request_log.py formats.py open_inference.py model_loader.py safe_pickle.py settings.py validation.py openapi.py page.html model.pkl model.json requirements.txt $(MODEL_MODULES)
+# What ships in archive.zip: the one list of it is .gcloudignore, which gcloud reads too.
+ARCHIVE_FILES := $(shell $(PYTHON) scripts/shipped.py)
 # Debian packages some targets need: Chromium for the browser tests, wrk for load.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 # Each CPython 3.11+ that pyenv has here (else $(PYTHON)): the deploy rehearsal runs on each.
 VERIFY_PYTHONS ?= $(or $(wildcard $(HOME)/.pyenv/versions/3.1[1-9].*/bin/python3),$(PYTHON))
 REGION ?= us-central1
+MEMORY ?= 256Mi
 RUNTIME ?= python312
 
 .DEFAULT_GOAL := help
@@ -69,10 +69,10 @@ serve: $(SERVE_VENV)/installed ## serve the function on http://127.0.0.1:8080 (P
 
 archive: archive.zip ## build archive.zip, the upload for Cloud Functions
 
-archive.zip: $(ARCHIVE_FILES)
+archive.zip: .gcloudignore $(ARCHIVE_FILES)
 	rm -f $@
-	$(PYTHON) -m zipfile -c $@ $(ARCHIVE_FILES)
-	@echo "built $@: $(ARCHIVE_FILES)"
+	$(PYTHON) scripts/shipped.py --zip $@
+	@echo "built $@: $(words $(ARCHIVE_FILES)) files, as .gcloudignore lists them"
 
 verify: archive.zip ## rehearse a deploy: unzip, fresh venv, install, serve, call (each local Python 3.11+)
 	@for python in $(VERIFY_PYTHONS); do $(PYTHON) scripts/verify.py archive.zip --python $$python || exit 1; done
@@ -93,9 +93,9 @@ bench-compare: install wrk ## main.py at COMMITS="..." beside today's and the fl
 soak: install wrk ## 60 s of load at 16 connections: errors and memory growth
 	$(BIN)/python bench/soak.py
 
-deploy: archive.zip ## gcloud functions deploy (PUBLIC=1 to allow unauthenticated calls, DRY_RUN=1 to print only)
-	@FUNCTION=$(FUNCTION) REGION=$(REGION) RUNTIME=$(RUNTIME) PUBLIC=$(PUBLIC) DRY_RUN=$(DRY_RUN) \
-		$(PYTHON) scripts/deploy.py $(ARCHIVE_FILES)
+deploy: archive.zip ## gcloud functions deploy archive.zip (MEMORY=256Mi, PUBLIC=1 to allow unauthenticated calls, DRY_RUN=1 to print only)
+	@FUNCTION=$(FUNCTION) REGION=$(REGION) RUNTIME=$(RUNTIME) MEMORY=$(MEMORY) PUBLIC=$(PUBLIC) DRY_RUN=$(DRY_RUN) \
+		$(PYTHON) scripts/deploy.py archive.zip
 
 bigquery-sql: ## print the CREATE FUNCTION statement for BigQuery (PROJECT= DATASET= CONNECTION= REGION= FUNCTION=)
 	@$(PYTHON) scripts/bigquery_sql.py model.json

@@ -6,8 +6,8 @@ POST {"instances": [row, ...]}   -> {"predictions": [answer, ...]}   (Vertex AI,
 POST {"calls": [[...], ...]}     -> {"replies": [...]}               (BigQuery remote functions)
 GET                              -> what this model is, and how to call it (a browser gets a page)
 GET /openapi.json                -> the API as OpenAPI 3.1
-POST /invocations                -> MLflow's scoring formats (formats.py)
-/v2/...                          -> the Open Inference Protocol, KServe's and Triton's (open_inference.py)
+POST /invocations                -> MLflow's scoring formats (serving/formats.py)
+/v2/...                          -> the Open Inference Protocol, KServe's and Triton's (serving/open_inference.py)
 OPTIONS                          -> CORS preflight
 
 Entry point: `predict`. Run it locally with `functions-framework --target predict`.
@@ -21,33 +21,35 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import NamedTuple
 
 import flask
 import functions_framework
 import orjson
 
-import open_inference
-from formats import MLflow, Single, bigquery_returns, request_format
-from model_loader import ModelError, load_model
-from openapi import description, openapi_document
-from request_log import log, log_request
-from routes import OPEN_INFERENCE, PREFLIGHT_HEADERS, allowed, cors_headers, route
-from settings import SettingError, read_settings
-from validation import InputError, RefusedUnread, parse_json, read_body
+from serving import open_inference
+from serving.answers import JSON_TYPE, Answer, function_error, json_answer
+from serving.bundle import ModelError, load_model
+from serving.fields import InputError
+from serving.formats import MLflow, Single, bigquery_returns, request_format
+from serving.openapi import description, openapi_document
+from serving.request_body import RefusedUnread, parse_json, read_body
+from serving.request_log import log, log_request
+from serving.routes import OPEN_INFERENCE, PREFLIGHT_HEADERS, allowed, cors_headers, error_shape, route
+from serving.settings import SettingError, read_settings
 
 HERE = Path(__file__).resolve().parent
 
 # The model is loaded once per instance, when Cloud Functions imports this file, and reused by
 # every request. A setting, a model or a file that can't be trusted stops the instance here,
-# with one line saying why. For train.py's iris model this takes milliseconds, and scikit-learn is
-# never imported: the function answers from model.json's scorer, found to be model.pkl's own
-# numbers (model_loader.py). Any other pipeline is unpickled here, and answers itself.
+# with one line saying why. A bundle served as data (train.py's iris model) takes milliseconds, and
+# scikit-learn is never imported: model.pkl's numbers are read as data and scored with numpy
+# (serving/bundle.py). Any other pipeline is unpickled here, and answers itself.
 try:
     MAX_BODY_BYTES, MAX_INSTANCES, ALLOWED_ORIGINS, MODEL_SHA256 = read_settings(os.environ)
     MODEL = load_model(HERE, expected_sha256=MODEL_SHA256)
-    if not (HERE / "page.html").is_file():
-        raise SettingError("page.html: not found")
+    PAGE = (HERE / "serving" / "page.html").read_bytes()
+except FileNotFoundError:
+    sys.exit("cannot serve: page.html: not found")
 except (SettingError, ModelError) as err:
     sys.exit(f"cannot serve: {err}")
 
@@ -56,39 +58,10 @@ except (SettingError, ModelError) as err:
 LIMITS = {"max_body_bytes": MAX_BODY_BYTES, "max_instances": MAX_INSTANCES}
 DESCRIPTION = orjson.dumps(description(MODEL.metadata, LIMITS), option=orjson.OPT_INDENT_2)
 OPENAPI = orjson.dumps(openapi_document(MODEL.metadata, bigquery_returns(MODEL), MAX_INSTANCES), option=orjson.OPT_INDENT_2)
-PAGE = (HERE / "page.html").read_bytes()
-JSON_TYPE = {"Content-Type": "application/json"}
+HTML_TYPE = {"Content-Type": "text/html; charset=utf-8"}
 
 
-class Answer(NamedTuple):
-    body: bytes
-    status: int = 200
-    headers: dict = JSON_TYPE
-    rows: int = 0  # how many rows were predicted, for the log line
-
-
-def json_answer(body, status=200, headers=JSON_TYPE, rows=0):
-    """The body as compact JSON ending in a newline, the form Flask's jsonify writes, with the
-    keys in the order they were built. orjson, the one JSON writer here (answers and log lines),
-    writes a batch's answer in a twentieth of json.dumps's time (bench/README.md)."""
-    return Answer(orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE), status, headers, rows)
-
-
-def error_answer(err):
-    return json_answer({"error": err.message, "field": err.field}, err.status)
-
-
-def refusal_answer(request, err):
-    """A request refused before its body was read, in the error shape its route's clients read."""
-    endpoint = route(request.path)[0]
-    if endpoint == "invocations":
-        return json_answer(MLflow.error(err.message, err.field), err.status)
-    if endpoint in OPEN_INFERENCE:
-        return json_answer({"error": err.message}, err.status)
-    return error_answer(err)
-
-
-def post(data, mlflow=False):
+def post(data: bytes, mlflow: bool = False) -> Answer:
     """POST: rows to predict, in one of the formats in formats.py; the answer in the same format."""
     answers = MLflow if mlflow else Single  # whose errors, until the body says which format it is
     try:
@@ -101,36 +74,35 @@ def post(data, mlflow=False):
     return json_answer(request.answer(labels, probabilities), rows=len(request.rows))
 
 
-def wants_html(request):
-    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+def get(request, endpoint: str) -> Answer:
+    """GET: what the model is, as JSON, OpenAPI or a page for a browser; and MLflow's health check."""
+    if endpoint == "ping":  # as MLflow's scoring server, for a load balancer's health check
+        return Answer(b"\n", headers={"Content-Type": "text/plain"})
+    if endpoint == "not_found":
+        return json_answer(function_error("no such route; see /openapi.json"), 404)
+    if endpoint == "openapi" or "openapi" in request.args:
+        return Answer(OPENAPI)
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
+        return Answer(PAGE, headers=HTML_TYPE)  # the page asks for the description
+    return Answer(DESCRIPTION)
 
 
-def respond(request):
+def respond(request) -> Answer:
     """Route by path and method: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
     data = read_body(request, MAX_BODY_BYTES)  # whatever the method (only a POST uses it); too long is refused unread
-    path, method = request.path, request.method
-    endpoint, args = route(path)
+    method = request.method
+    endpoint, args = route(request.path)
+    methods = allowed(endpoint)
     if method == "OPTIONS":
-        return Answer(b"", 204, {**PREFLIGHT_HEADERS, "Allow": allowed(endpoint)})
+        return Answer(b"", 204, {**PREFLIGHT_HEADERS, "Allow": methods})
+    if method not in methods.split(", "):
+        message = f"method {method} is not allowed here; this route takes {methods}"
+        return json_answer(error_shape(endpoint)(message), 405, {**JSON_TYPE, "Allow": methods})
     if endpoint in OPEN_INFERENCE:
-        body, status, rows = open_inference.respond(endpoint, args, method, data, request.headers,
-                                                    MODEL, MAX_INSTANCES)
-        headers = {**JSON_TYPE, **({"Allow": allowed(endpoint)} if status == 405 else {})}
-        return json_answer(body, status, headers, rows)
-    if method == "POST" and endpoint in ("root", "invocations"):
+        return open_inference.respond(endpoint, args, method, data, request.headers, MODEL, MAX_INSTANCES)
+    if method == "POST":
         return post(data, mlflow=endpoint == "invocations")
-    if method in ("GET", "HEAD") and endpoint != "invocations":
-        if endpoint == "ping":  # as MLflow's scoring server, for a load balancer's health check
-            return Answer(b"\n", headers={"Content-Type": "text/plain"})
-        if endpoint == "openapi" or "openapi" in request.args:
-            return Answer(OPENAPI)
-        if wants_html(request):  # the page asks for the description
-            return Answer(PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
-        return Answer(DESCRIPTION)
-    return json_answer(
-        {"error": f"method {method} is not allowed here; this route takes {allowed(endpoint)}", "field": None},
-        405, {**JSON_TYPE, "Allow": allowed(endpoint)},
-    )
+    return get(request, endpoint)
 
 
 @functions_framework.errorhandler(404)
@@ -147,8 +119,8 @@ def predict(request):
     try:
         answer = respond(request)
         body = answer.body
-    except RefusedUnread as err:
-        answer = refusal_answer(request, err)
+    except RefusedUnread as err:  # in the error shape of its route's clients
+        answer = json_answer(error_shape(route(request.path)[0])(err.message, err.field), err.status)
         # functions-framework reads the whole body after every answer that is not a stream (its
         # `read_request`); for a body refused unread, that would hold all of it in memory, or fail
         # and turn this answer into a 500. It leaves a stream alone. (tests/test_framework.py fails
@@ -159,7 +131,7 @@ def predict(request):
         # line with the same reference holds the traceback.
         reference = secrets.token_hex(4)
         log({"severity": "ERROR", "message": f"internal error {reference}: {traceback.format_exc()}"})
-        answer = json_answer({"error": f"internal error (reference {reference})", "field": None}, 500)
+        answer = json_answer(function_error(f"internal error (reference {reference})"), 500)
         body = answer.body
     log_request(request, answer, started)
     return body, answer.status, {**answer.headers, **headers, **cors_headers(request.origin, ALLOWED_ORIGINS)}

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-import safe_pickle
-from bundle_writer import DataError, column_type, fields_of, model_name, python_values, write_bundle
-from model_loader import as_list
-from validation import Schema
+from bundling.fields import DataError, column_type, fields_of, model_name, python_values
+from bundling.probe import NEVER_SEEN, Probe, first_failure, input_kind
+from bundling.writer import write_bundle
+from serving import safe_pickle
+from serving.affine_softmax import as_list
 
 HERE = Path(__file__).resolve().parent
-NEVER_SEEN = "a value this pipeline never saw"
 
 
 class RecordingUnpickler(safe_pickle.SafeUnpickler):
@@ -158,67 +158,6 @@ def read_sample(path, columns, target, n_features):
     return table, columns
 
 
-class Probe:
-    """The pipeline, tried on rows as the function will build them."""
-
-    def __init__(self, pipeline, fields, kind):
-        self.pipeline, self.kind = pipeline, kind
-        self.schema = Schema(fields)
-
-    def answers(self, rows):
-        X = self.schema.pipeline_input(rows, self.kind)
-        labels = quietly(self.pipeline.predict, X)
-        probabilities = quietly(self.pipeline.predict_proba, X) if hasattr(self.pipeline, "predict_proba") else None
-        return labels, probabilities
-
-    @staticmethod
-    def finite(labels, probabilities):
-        numeric = labels.dtype.kind in "fiu"
-        return bool((not numeric or np.isfinite(labels.astype(float)).all())
-                    and (probabilities is None or np.isfinite(probabilities).all()))
-
-    def takes(self, row):
-        try:
-            return self.finite(*self.answers([row]))
-        except Exception:
-            return False
-
-
-def first_failure(where, count, score):
-    """DataError naming the first of `count` rows (by its line in the sample) that `score(i)`
-    fails on, with the pipeline's own error; None if none fails."""
-    for i in range(count):
-        try:
-            if score(i) is False:
-                raise ValueError("its answer is not a finite number")
-        except Exception as err:
-            line = f"line {i + 2} of {Path(where).name}" if where else "the made-up example"
-            return DataError(f"the pipeline fails on {line}: {type(err).__name__}: {' '.join(str(err).split())[:300]}")
-    return None
-
-
-def quietly(predict, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray(predict(X))
-
-
-def input_kind(pipeline, fields, rows, frame, where):
-    """"array" if the pipeline gives the same answers for a plain array as for the sample's own
-    DataFrame (then serving needs no pandas), else "dataframe"."""
-    try:
-        expected = quietly(pipeline.predict, frame)
-    except Exception:
-        raise first_failure(where, len(frame), lambda i: quietly(pipeline.predict, frame.iloc[[i]])) from None
-    try:
-        labels, _ = Probe(pipeline, fields, "array").answers(rows)
-        if np.array_equal(labels, expected):
-            return "array"
-    except Exception:
-        pass
-    return "dataframe"
-
-
 def package(model, data=None, target=None, modules=(), class_names=None, name=None, out=HERE):
     """Describe the pipeline in `model` and write the bundle into `out`. Returns the metadata and
     the notes to print."""
@@ -329,7 +268,7 @@ def main(argv=None):
         lines.append(f"classes: {', '.join(map(str, metadata['classes']))} ({', '.join(metadata['class_names'])})")
     lines += [f"on the sample: {', '.join(f'{k} {v}' for k, v in metadata['metrics'].items())}"] if metadata["metrics"] else []
     lines += [f"note: {note}" for note in notes]
-    lines.append("answers at once, from its linear form" if "scorer" in metadata else "answers through the pipeline itself")
+    lines.append("answers at once, from its linear form" if metadata["served_as"] == "data" else "answers through the pipeline itself")
     print("\n".join(lines))
     return 0
 

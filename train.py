@@ -32,9 +32,10 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from bundle_writer import DataError, column_type, fields_of, model_name, python_values, write_bundle
-from model_loader import as_list
-from validation import Schema
+from bundling.fields import DataError, column_type, fields_of, model_name, python_values
+from bundling.writer import write_bundle
+from serving.affine_softmax import as_list
+from serving.fields import Schema
 
 HERE = Path(__file__).resolve().parent
 CV_FOLDS = 5

@@ -33,7 +33,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from serving import DEV_VENV, RESULTS, ROOT, SERVE_VENV, SINGLE, TUTORIAL_ROW, start, wrk
+from servers import DEV_VENV, RESULTS, ROOT, SERVE_VENV, SINGLE, TUTORIAL_ROW, start, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", 1))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 15))
@@ -194,7 +194,7 @@ def main():
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench.json").write_text(json.dumps({
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine, "seconds_per_run": SECONDS, "rounds": ROUNDS, "cold_start_s": cold,
         "memory_mib": memory_figures,
         "warm": warm_figures, "batch_1000_rows": batch_figures,

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import bench
-from serving import ROOT, SINGLE
+from servers import ROOT, SINGLE
 
 
 def worktree(commit, folder):

@@ -9,7 +9,8 @@ import os
 import sys
 import time
 
-from serving import RESULTS, ROOT, SINGLE as BODY, start, wrk
+from servers import RESULTS, ROOT, start, wrk
+from servers import SINGLE as BODY
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", 60))
 CONNECTIONS = 16

@@ -31,10 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-from serving import DEV_VENV, RESULTS, ROOT, SERVE_VENV, call, start
+from servers import DEV_VENV, RESULTS, ROOT, SERVE_VENV, call, start
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from localserver import archive_files  # noqa: E402
+from localserver import copy_function_code  # noqa: E402
 
 TIERS = [("128 MiB", 128, 0.083), ("256 MiB", 256, 0.167), ("512 MiB", 512, 0.333), ("1 GiB", 1024, 0.583)]
 STARTS = int(os.environ.get("TIER_STARTS", 5))
@@ -100,9 +100,7 @@ def bundles():
     for name in ("iris", "penguins", "diabetes", "notebook-forest"):
         folder = BUNDLES / name
         folder.mkdir(parents=True)
-        for served in archive_files(ROOT):
-            if not served.startswith("model."):
-                shutil.copy(ROOT / served, folder)
+        copy_function_code(ROOT, folder)
         made[name] = folder
     for served in ("model.pkl", "model.json"):
         shutil.copy(ROOT / served, made["iris"])
@@ -273,7 +271,7 @@ def latency_text(figures):
 
 
 def main():
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     print(f"bench-tiers: {STARTS} starts of each function on each tier, {LATENCY_SECONDS} s of requests "
           f"every 50 ms after one start of each", flush=True)
     results = run()

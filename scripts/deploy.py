@@ -1,8 +1,9 @@
-"""Deploy the bundle with gcloud: exactly the archive's files, entry point `predict`.
+"""Deploy archive.zip with gcloud: the one deploy source, entry point `predict`.
 
-    FUNCTION=iris-function REGION=us-central1 RUNTIME=python312 python scripts/deploy.py FILE...
+    FUNCTION=iris-function REGION=us-central1 RUNTIME=python312 MEMORY=256Mi python scripts/deploy.py archive.zip
 
-FUNCTION defaults to the model's name from model.json, and "-function": iris-function.
+FUNCTION defaults to the model's name from model.json, and "-function": iris-function. MEMORY is
+the instance's memory, which also sets its CPU (make bench measures each tier).
 
 The function requires authentication unless PUBLIC=1. With DRY_RUN=1, or without gcloud
 installed, it prints the command instead of running it.
@@ -14,36 +15,35 @@ import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+# gcloud uploads a folder (or a zip already in Cloud Storage): archive.zip, unzipped here, is that folder.
+STAGING = Path("build/function-source")
 
-def deploy_command(function, region, runtime, source, public):
+
+def deploy_command(function, region, runtime, memory, source, public):
     return [
         "gcloud", "functions", "deploy", function,
-        "--gen2", f"--runtime={runtime}", f"--region={region}", f"--source={source}",
+        "--gen2", f"--runtime={runtime}", f"--region={region}", f"--memory={memory}", f"--source={source}",
         "--entry-point=predict", "--trigger-http",
         "--allow-unauthenticated" if public else "--no-allow-unauthenticated",
     ]
 
 
-def main(files):
-    function = os.environ.get("FUNCTION") or json.loads(Path("model.json").read_text())["name"] + "-function"
-    region = os.environ.get("REGION") or "us-central1"
-    runtime = os.environ.get("RUNTIME") or "python312"
-    public = os.environ.get("PUBLIC") == "1"
-    dry_run = os.environ.get("DRY_RUN") == "1"
+def main(archive):
+    env = os.environ.get
+    function = env("FUNCTION") or json.loads(Path("model.json").read_text())["name"] + "-function"
     gcloud = shutil.which("gcloud")
-    # A folder holding exactly what archive.zip holds: gcloud uploads the whole --source.
-    staging = Path("build/function-source")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name in files:
-        shutil.copy(name, staging / Path(name).name)
-    command = deploy_command(function, region, runtime, staging, public)
+    shutil.rmtree(STAGING, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(STAGING)
+    command = deploy_command(function, env("REGION") or "us-central1", env("RUNTIME") or "python312",
+                             env("MEMORY") or "256Mi", STAGING, env("PUBLIC") == "1")
     printable = shlex.join(command)
-    if dry_run or not gcloud:
+    if env("DRY_RUN") == "1" or not gcloud:
         print(printable)
-        print(f"{staging}: {', '.join(sorted(path.name for path in staging.iterdir()))}")
+        print(f"{STAGING}: {archive} unzipped, {sum(1 for path in STAGING.rglob('*') if path.is_file())} files")
         if not gcloud:
             print("not deployed: gcloud is not installed (https://cloud.google.com/sdk/docs/install); "
                   "install it, then `gcloud auth login` and `gcloud config set project PROJECT_ID`")
@@ -55,4 +55,4 @@ def main(files):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "archive.zip"))

@@ -5,7 +5,7 @@ under any Python, outside the project's virtual environment.
 
 import json
 import os
-import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -14,17 +14,21 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from shipped import shipped_files
+
 # The call the original tutorial made, and the answer it expects: {"predicted_class": 0}.
 TUTORIAL_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 PORTS_GIVEN = set()
 
 
-def archive_files(root):
-    """What archive.zip holds, as the project's Makefile says (its ARCHIVE_FILES), but for the
-    model's own modules, which model.json lists."""
-    line = re.search(r"^ARCHIVE_FILES := (.+)$", (Path(root) / "Makefile").read_text(), re.M).group(1)
-    return [name for name in line.split() if not name.startswith("$(")]
+def copy_function_code(root, folder):
+    """The function's code (what ships, but the model's files) copied from `root` into `folder`:
+    a folder that serves the bundle already there as the function would."""
+    for name in shipped_files(root):
+        if name not in ("model.pkl", "model.json", "requirements.txt"):
+            (Path(folder) / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(root) / name, Path(folder) / name)
 
 
 def free_port():

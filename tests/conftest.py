@@ -10,14 +10,13 @@ import orjson
 import pytest
 from sklearn.datasets import load_iris
 
-from model_loader import metadata_digest
-from localserver import TUTORIAL_ROW, LocalServer, archive_files, free_port  # noqa: F401 (shared with the tests)
+from localserver import TUTORIAL_ROW, LocalServer, copy_function_code, free_port  # noqa: F401 (shared with the tests)
+from shipped import shipped_files
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
-# What archive.zip holds, as the Makefile says: the one list of the bundle's files.
-ARCHIVE_FILES = archive_files(ROOT)
-SERVED_FILES = [name for name in ARCHIVE_FILES if name not in ("model.pkl", "model.json", "requirements.txt")]
+# What archive.zip holds, from the one list of it (.gcloudignore).
+ARCHIVE_FILES = shipped_files(ROOT)
 
 
 def is_compact_json(text):
@@ -68,20 +67,16 @@ FIT_RTOL = 1e-9
 
 def assert_equivalent_models(fresh_folder, committed_folder, rows):
     """That the bundle in `fresh_folder` is the one in `committed_folder` as any machine makes it
-    again: model.json the same but for when, where and the checksums (its scorer's numbers within
-    FIT_RTOL), and the pipelines giving the same labels and probabilities within FIT_RTOL on `rows`."""
+    again: model.json the same but for when, where and the checksum, and the pipelines giving the
+    same labels, and probabilities within FIT_RTOL, on `rows`."""
     import joblib
 
     fresh, committed = (json.loads((Path(folder) / "model.json").read_text()) for folder in (fresh_folder, committed_folder))
-    varies = ("trained_at", "metadata_sha256", "model_sha256", "scorer", "versions")
+    varies = ("trained_at", "model_sha256", "versions")
     assert {k: v for k, v in fresh.items() if k not in varies} == {k: v for k, v in committed.items() if k not in varies}
     assert {k: v for k, v in fresh["versions"].items() if k != "python"} == \
         {k: v for k, v in committed["versions"].items() if k != "python"}
     assert fresh.keys() == committed.keys()
-    if "scorer" in committed:
-        assert fresh["scorer"]["pickle_sha256"] == fresh["model_sha256"]
-        for key in ("weights", "bias"):
-            assert np.allclose(fresh["scorer"][key], committed["scorer"][key], rtol=FIT_RTOL, atol=0), key
     new, old = (joblib.load(Path(folder) / "model.pkl") for folder in (fresh_folder, committed_folder))
     assert np.array_equal(new.predict(rows), old.predict(rows))
     if hasattr(old, "predict_proba"):
@@ -162,22 +157,15 @@ def read(bundle):
     return json.loads((bundle / "model.json").read_text())
 
 
-def edit_by_hand(bundle, **changes):
-    """model.json changed as a person with an editor would: its own SHA-256 left as it was."""
-    (bundle / "model.json").write_text(json.dumps({**read(bundle), **changes}))
-
-
 def rewrite(bundle, **changes):
-    """model.json changed and its SHA-256 written again, as a careless tool would: what the
-    function then finds, it finds in the content itself."""
+    """model.json changed, as a person with an editor, or a careless tool, would (None removes a key):
+    what the function then finds, it finds in the content itself."""
     metadata = {key: value for key, value in {**read(bundle), **changes}.items() if value is not None}
-    metadata["metadata_sha256"] = metadata_digest(metadata)
     (bundle / "model.json").write_text(json.dumps(metadata))
     return metadata
 
 
 @pytest.fixture
 def served_bundle(bundle):
-    for name in SERVED_FILES:
-        shutil.copy(ROOT / name, bundle)
+    copy_function_code(ROOT, bundle)
     return bundle

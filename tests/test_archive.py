@@ -10,7 +10,6 @@ import requests
 from conftest import ARCHIVE_FILES, ROOT, TUTORIAL_ROW, Server, copy_project
 
 
-
 @pytest.fixture(scope="module")
 def archive():
     subprocess.run(["make", "--always-make", "archive"], cwd=ROOT, check=True, capture_output=True)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import ROOT, SERVED_FILES, Server, TUTORIAL_ROW, columns, field_names, run_train
+from conftest import ROOT, TUTORIAL_ROW, Server, columns, copy_function_code, field_names, run_train
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Headless as root, and no calls home: this machine's network is closed.
@@ -126,8 +126,7 @@ def penguins_function(tmp_path_factory):
     folder = tmp_path_factory.mktemp("penguins")
     palmerpenguins.load_penguins().to_csv(folder / "penguins.csv", index=False)
     assert run_train("--data", folder / "penguins.csv", "--target", "species", "--out", folder).returncode == 0
-    for name in SERVED_FILES:
-        shutil.copy(ROOT / name, folder)
+    copy_function_code(ROOT, folder)
     with Server(folder / "main.py").wait_ready() as function:
         yield function
 

@@ -2,6 +2,7 @@
 
 from conftest import field_names
 
+
 def test_get_describes_the_model(client, metadata):
     response = client.get("/")
     assert response.status_code == 200
@@ -12,7 +13,9 @@ def test_get_describes_the_model(client, metadata):
     assert model["pipeline"] == ["scaler: StandardScaler", "model: LogisticRegression"]
     assert model["model_sha256"] == metadata["model_sha256"]
     assert model["versions"] == metadata["versions"]
-    assert model["training_accuracy"] == metadata["metrics"]["training_accuracy"]
+    assert model["metrics"] == metadata["metrics"]
+    assert model["fields"] == metadata["fields"] and model["classes"] == [0, 1, 2]
+    assert not {"training_accuracy", "cv_accuracy", "training_columns"} & model.keys()  # each said once, in metrics or fields
     assert model["trained_at"] == metadata["trained_at"]
 
 

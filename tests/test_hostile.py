@@ -100,7 +100,7 @@ def test_a_return_nested_980_deep_is_a_400_naming_it(server):
     body = '{"calls": [[5.1, 3.5, 1.4, 0.2]], "userDefinedContext": {"return": %s}}' % nested
     response = requests.post(server.url, data=body)
     assert (response.status_code, response.json()) == (400, {
-        "errorMessage": "userDefinedContext.return: userDefinedContext.return must be one of "
+        "errorMessage": "userDefinedContext.return must be one of "
                         "class_name, predicted_class, json, not an array",
     })
     deeper = requests.post(server.url, data="[" * 100_000 + "]" * 100_000)

@@ -168,3 +168,21 @@ def test_logged_response_size_is_the_bytes_sent(client, written_log_lines, reque
     response = client.open("/", **request_args)
     [line] = [json.loads(line) for line in written_log_lines()]
     assert line["httpRequest"]["responseSize"] == str(len(response.get_data()))
+
+
+@pytest.mark.parametrize("path, shape", [
+    ("/invocations", {"error_code": "BAD_REQUEST", "message": "method DELETE is not allowed here; this route takes POST, OPTIONS"}),
+    ("/v2/models/iris/infer", {"error": "method DELETE is not allowed here; this route takes POST, OPTIONS"}),
+    ("/v2/health/live", {"error": "method DELETE is not allowed here; this route takes GET, HEAD, OPTIONS"}),
+    ("/", {"error": "method DELETE is not allowed here; this route takes GET, HEAD, POST, OPTIONS", "field": None}),
+], ids=["MLflow's", "the Open Inference Protocol's", "a /v2 GET route", "the function's own"])
+def test_a_method_refused_is_told_in_the_error_shape_of_its_route(client, path, shape):
+    response = client.delete(path)
+    assert (response.status_code, response.get_json()) == (405, shape)
+    assert response.headers["Allow"] == shape.get("error", shape.get("message")).split("takes ")[1]
+
+
+@pytest.mark.parametrize("path", ["/robots.txt", "/favicon.ico"])
+def test_what_browsers_and_crawlers_ask_for_is_not_found_in_the_function_s_own_words(client, path):
+    response = client.get(path)
+    assert (response.status_code, response.get_json()) == (404, {"error": "no such route; see /openapi.json", "field": None})

@@ -18,9 +18,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-import bundle_writer
-from conftest import FUNCTIONS_FRAMEWORK, ROOT, assert_equivalent_models, TUTORIAL_ROW, Server, columns, edit_by_hand, field_names, rewrite
-from model_loader import ModelError, affine_softmax, load_model, metadata_digest
+from bundling import fields as bundle_fields
+from serving.affine_softmax import affine_softmax
+from serving.bundle import ModelError, load_model
+
+from conftest import FUNCTIONS_FRAMEWORK, ROOT, TUTORIAL_ROW, Server, assert_equivalent_models, columns, field_names, rewrite
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,7 @@ def test_metadata_says_what_serving_needs(metadata, iris):
     assert metadata["example"] == TUTORIAL_ROW
     assert 0.9 < metadata["metrics"]["training_accuracy"] <= 1
     assert metadata["model_sha256"] == hashlib.sha256((ROOT / "model.pkl").read_bytes()).hexdigest()
-    assert metadata["scorer"]["pickle_sha256"] == metadata["model_sha256"]
-    assert metadata["metadata_sha256"] == metadata_digest(metadata)
+    assert metadata["served_as"] == "data"
     assert set(metadata["versions"]) == {"python", "scikit-learn", "numpy", "scipy", "joblib"}
 
 
@@ -68,11 +69,11 @@ def test_requirements_pin_the_versions_that_made_the_model(metadata):
 
 
 def test_field_names_come_from_column_names():
-    assert bundle_writer.field_name("sepal length (cm)") == "sepal_length"
-    assert bundle_writer.field_name("Alcohol %") == "alcohol"
-    assert bundle_writer.field_name("OD280/OD315 of diluted wines") == "od280_od315_of_diluted_wines"
-    with pytest.raises(bundle_writer.DataError, match="both become field 'a_b'"):
-        bundle_writer.field_names(["a b", "A-B"])
+    assert bundle_fields.field_name("sepal length (cm)") == "sepal_length"
+    assert bundle_fields.field_name("Alcohol %") == "alcohol"
+    assert bundle_fields.field_name("OD280/OD315 of diluted wines") == "od280_od315_of_diluted_wines"
+    with pytest.raises(bundle_fields.DataError, match="both become field 'a_b'"):
+        bundle_fields.field_names(["a b", "A-B"])
 
 
 # The loader refuses any bundle that doesn't hold together, with one line naming the file and
@@ -93,7 +94,7 @@ def refusal(bundle, **kwargs):
 def test_good_bundle_loads_without_scikit_learn(bundle):
     # Importing scikit-learn is most of a second or more: no new instance waits for it.
     script = (
-        "import sys; import numpy as np; from model_loader import load_model; "
+        "import sys; import numpy as np; from serving.bundle import load_model; "
         f"model = load_model({str(bundle)!r}); "
         "print(model.predict([[5.1, 3.5, 1.4, 0.2]])[1][0], 'sklearn' in sys.modules)"
     )
@@ -114,11 +115,12 @@ def test_the_function_serves_iris_without_importing_scikit_learn():
     assert result.stdout.splitlines()[-1] == "0 False"  # after the request's log line
 
 
-def test_scorer_is_what_train_py_computed_from_the_pipeline(bundle, pipeline):
-    scorer = load_model(bundle).scorer
-    computed = affine_softmax(pipeline)
-    assert scorer.weights.tolist() == computed.weights.tolist()  # bit for bit: JSON keeps floats exactly
+def test_the_scorer_read_as_data_is_the_pipelines_own_numbers(bundle, pipeline):
+    scorer = load_model(bundle).scorer  # from model.pkl read with stand-ins, without scikit-learn
+    computed = affine_softmax(pipeline)  # from the pipeline scikit-learn unpickled
+    assert scorer.weights.tolist() == computed.weights.tolist()
     assert scorer.bias.tolist() == computed.bias.tolist()
+    assert scorer.classes == [0, 1, 2]
 
 
 def test_missing_files(bundle):
@@ -133,13 +135,14 @@ def test_unreadable_metadata(bundle):
     assert refusal(bundle).startswith("model.json: unreadable")
 
 
-def test_an_edit_by_hand_is_found_before_the_first_answer(bundle, metadata):
-    reversed_bias = [-value for value in metadata["scorer"]["bias"]]
-    edit_by_hand(bundle, scorer={**metadata["scorer"], "bias": reversed_bias})
-    assert refusal(bundle) == (
-        "model.json: its content does not match its metadata_sha256 (edited by hand?); "
-        "write it again with train.py or make package"
-    )
+def test_class_names_and_the_example_may_be_edited_by_hand(bundle, served_bundle):
+    rewrite(bundle, class_names=["Iris setosa", "Iris versicolor", "Iris virginica"],
+            example={"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3})
+    with Server(bundle / "main.py").wait_ready() as server:
+        answer = requests.post(server.url, json=TUTORIAL_ROW).json()
+        described = requests.get(server.url).json()
+    assert answer["predicted_class"] == 0 and answer["class_name"] == "Iris setosa"
+    assert described["requests"]["single"]["petal_length"] == 5.2
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -176,55 +179,26 @@ def test_fields_must_be_unique_and_well_formed(bundle, metadata):
     assert refusal(bundle) == "model.json: field 'sepal_width' is also the column of field 'sepal_length'"
 
 
-def test_a_scorer_that_does_not_fit_the_fields(bundle, metadata):
-    rewrite(bundle, scorer={**metadata["scorer"], "weights": metadata["scorer"]["weights"][:3]})
-    assert refusal(bundle) == (
-        "model.json: scorer has weights (3, 3) and bias (3,), but there are 4 fields and 3 classes"
-    )
-    rewrite(bundle, scorer={**metadata["scorer"], "weights": "four rows"})
-    assert refusal(bundle).startswith("model.json: scorer is malformed")
-
-
-def test_a_scorer_made_from_another_pickle_is_refused(bundle, metadata):
-    rewrite(bundle, scorer={**metadata["scorer"], "pickle_sha256": "0" * 64})
-    assert refusal(bundle) == "model.json: scorer was made from another model.pkl; write both again with train.py"
-
-
-@pytest.mark.parametrize("edit", [
-    lambda scorer: {**scorer, "bias": [-value for value in scorer["bias"]]},
-    lambda scorer: {**scorer, "bias": [scorer["bias"][0], np.nextafter(scorer["bias"][1], 0), scorer["bias"][2]]},
-    lambda scorer: {**scorer, "weights": scorer["weights"][::-1]},
-], ids=["bias reversed", "one float one step off", "weights of other fields"])
-def test_a_scorer_edited_and_signed_again_is_refused(bundle, metadata, edit):
-    rewrite(bundle, scorer=edit(metadata["scorer"]))
-    assert refusal(bundle) == "model.pkl: its numbers are not the scorer in model.json; write both again with train.py"
-
-
-def with_scorer(bundle, pipeline, metadata):
-    """model.pkl replaced by `pipeline`, and model.json rewritten to match it, keeping the scorer."""
-    joblib.dump(pipeline, bundle / "model.pkl")
-    sha256 = hashlib.sha256((bundle / "model.pkl").read_bytes()).hexdigest()
-    rewrite(bundle, model_sha256=sha256, scorer={**metadata["scorer"], "pickle_sha256": sha256})
-
-
-def test_a_scorer_beside_another_kind_of_pipeline_is_refused(bundle, metadata, iris):
+def test_served_as_data_beside_another_kind_of_pipeline_is_refused(bundle, iris):
     other = Pipeline([("scaler", MinMaxScaler()), ("model", LogisticRegression(max_iter=1000))]).fit(iris.data, iris.target)
-    with_scorer(bundle, other, metadata)
+    with_pickle(bundle, other, served_as="data")
     assert refusal(bundle) == (
-        "model.pkl: it holds a sklearn.preprocessing._data.MinMaxScaler, but model.json's scorer is a "
-        "StandardScaler + LogisticRegression pipeline's; write both again with train.py or make package"
+        "model.pkl: it holds a sklearn.preprocessing._data.MinMaxScaler, but model.json says it is served as data, "
+        "which only a StandardScaler + LogisticRegression pipeline is; write both again with train.py or make package"
     )
-    with_scorer(bundle, Pipeline([("model", LogisticRegression(max_iter=1000))]).fit(iris.data, iris.target), metadata)
+    with_pickle(bundle, Pipeline([("model", LogisticRegression(max_iter=1000))]).fit(iris.data, iris.target), served_as="data")
     assert refusal(bundle) == (
-        "model.pkl: is not the StandardScaler + LogisticRegression pipeline model.json's scorer describes; "
-        "write both again with train.py or make package"
+        "model.pkl: is not a StandardScaler + LogisticRegression pipeline of the fields model.json lists, which it "
+        "says is served as data; write both again with train.py or make package"
     )
 
 
-def test_a_scorer_beside_a_pipeline_of_other_classes_is_refused(bundle, metadata, pipeline, iris):
-    with_scorer(bundle, pipeline, metadata)
+def test_served_as_data_with_other_classes_or_fields_is_refused(bundle, metadata, iris):
     rewrite(bundle, classes=[1, 2, 3])
     assert refusal(bundle) == "model.pkl: its classes are [0, 1, 2], model.json lists [1, 2, 3]"
+    rewrite(bundle, classes=[0, 1, 2], fields=metadata["fields"][:3],
+            example={key: TUTORIAL_ROW[key] for key in ("sepal_length", "sepal_width", "petal_length")})
+    assert refusal(bundle).startswith("model.pkl: is not a StandardScaler + LogisticRegression pipeline of the fields")
 
 
 def notebook_pickle(path):
@@ -250,11 +224,12 @@ def test_model_sha256_pointing_elsewhere_is_refused(bundle, metadata):
     )
 
 
-def with_pickle(bundle, obj, dump=joblib.dump):
-    """model.pkl replaced by `obj` pickled, and model.json rewritten to match it, with no scorer."""
+def with_pickle(bundle, obj, dump=joblib.dump, served_as="pipeline"):
+    """model.pkl replaced by `obj` pickled, and model.json rewritten to match it, served as said."""
     with open(bundle / "model.pkl", "wb") as f:
         dump(obj, f)
-    return rewrite(bundle, model_sha256=hashlib.sha256((bundle / "model.pkl").read_bytes()).hexdigest(), scorer=None)
+    sha256 = hashlib.sha256((bundle / "model.pkl").read_bytes()).hexdigest()
+    return rewrite(bundle, model_sha256=sha256, served_as=served_as)
 
 
 class WritesAFile:
@@ -348,25 +323,14 @@ def test_a_bad_setting_stops_the_instance_with_one_line(served_bundle, env, line
 
 
 def test_a_bad_bundle_stops_the_instance_with_one_line(served_bundle):
-    (served_bundle / "page.html").unlink()
+    (served_bundle / "serving" / "page.html").unlink()
     result = start(served_bundle)
     assert result.returncode != 0 and result.stderr.strip().splitlines() == ["cannot serve: page.html: not found"]
-    shutil.copy(ROOT / "page.html", served_bundle)
-    edit_by_hand(served_bundle, class_names=["a", "b", "c"])
-    result = start(served_bundle)
-    assert result.stderr.strip().splitlines() == [
-        "cannot serve: model.json: its content does not match its metadata_sha256 (edited by hand?); "
-        "write it again with train.py or make package"
-    ]
-
-
-def test_a_scorer_that_is_not_the_pickle_s_stops_the_instance_before_any_answer(served_bundle, metadata):
-    rewrite(served_bundle, scorer={**metadata["scorer"], "bias": [-value for value in metadata["scorer"]["bias"]]})
+    shutil.copy(ROOT / "serving" / "page.html", served_bundle / "serving")
+    rewrite(served_bundle, class_names=["a", "a", "c"])
     result = start(served_bundle)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [
-        "cannot serve: model.pkl: its numbers are not the scorer in model.json; write both again with train.py"
-    ]
+    assert result.stderr.strip().splitlines() == ["cannot serve: model.json: class_names repeats a name"]
 
 
 def test_a_value_the_pipeline_itself_refuses_is_a_400_naming_the_field(served_bundle, iris):

@@ -12,13 +12,13 @@ import subprocess
 import joblib
 import numpy as np
 import palmerpenguins
-import pandas as pd
 import pytest
 import requests
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 
-import bundle_writer
-from conftest import ROOT, SERVED_FILES, Server, as_requests, close, columns, field_names, is_compact_json, run_train
+from bundling import fields as bundle_fields
+
+from conftest import ROOT, Server, as_requests, close, columns, copy_function_code, field_names, is_compact_json, run_train
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,7 @@ def trained(request, tmp_path_factory, committed_model):
     result = subprocess.run(["make", "--no-print-directory", "train", f"DATA={folder / name}.csv", f"TARGET={target}",
                              f"OUT={folder}"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    for served in SERVED_FILES:
-        shutil.copy(ROOT / served, folder)
+    copy_function_code(ROOT, folder)
     metadata = json.loads((folder / "model.json").read_text())
     with Server(folder / "main.py").wait_ready() as server:
         yield name, table.dropna(subset=[target]), metadata, joblib.load(folder / "model.pkl"), server, result.stdout
@@ -204,9 +203,9 @@ def test_a_sorted_table_is_scored_on_shuffled_folds(tmp_path, committed_model):
 
 
 def test_field_names_keep_letters_of_any_alphabet():
-    assert bundle_writer.field_name("Schnabellänge (mm)") == "schnabellänge"
-    assert bundle_writer.field_name("年") == "年"
-    assert bundle_writer.field_name("Flipper-Länge_mm") == "flipper_länge_mm"
+    assert bundle_fields.field_name("Schnabellänge (mm)") == "schnabellänge"
+    assert bundle_fields.field_name("年") == "年"
+    assert bundle_fields.field_name("Flipper-Länge_mm") == "flipper_länge_mm"
 
 
 def test_class_names_that_need_escaping_in_json(tmp_path, committed_model):
@@ -217,8 +216,7 @@ def test_class_names_that_need_escaping_in_json(tmp_path, committed_model):
     table.to_csv(tmp_path / "iris.csv", index=False)
     folder = tmp_path / "bundle"
     assert run_train("--data", tmp_path / "iris.csv", "--target", "label", "--out", folder).returncode == 0
-    for name in SERVED_FILES:
-        shutil.copy(ROOT / name, folder)
+    copy_function_code(ROOT, folder)
     rows = iris.data.to_numpy()[[0, 60, 120]].tolist()
     with Server(folder / "main.py").wait_ready() as server:
         answers = [

@@ -3,7 +3,6 @@ served, and answering exactly what the pickle itself answers; and what can't be 
 at packaging with what to do about it."""
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from conftest import ROOT, SERVED_FILES, TUTORIAL_ROW, Server, as_requests, close, columns, copy_project
+from conftest import ROOT, TUTORIAL_ROW, Server, as_requests, close, columns, copy_function_code, copy_project
 
 NOTEBOOK_STEP = '''
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -51,8 +50,7 @@ def packaged(folder, *args):
     """`make package` into `folder`, then the function served from it."""
     result = make_package(*args, f"OUT={folder}")
     assert result.returncode == 0, result.stderr
-    for name in SERVED_FILES:
-        shutil.copy(ROOT / name, folder)
+    copy_function_code(ROOT, folder)
     return result.stdout, json.loads((folder / "model.json").read_text()), Server(folder / "main.py").wait_ready()
 
 
@@ -195,7 +193,8 @@ def test_a_class_from_a_module_of_ones_own_is_packaged_with_that_module(tmp_path
     dump(pipe, tmp_path / "model.pkl")
     without = make_package(f"MODEL={tmp_path / 'model.pkl'}", f"DATA={folder / 'sample.csv'}", f"OUT={tmp_path / 'b1'}")
     assert without.returncode != 0
-    assert "it uses notebook_steps.Clip, from the module notebook_steps, which the bundle doesn't hold: add it with MODULES=" in without.stderr
+    assert ("it uses notebook_steps.Clip, from the module notebook_steps, which the bundle doesn't hold: "
+            "add it with MODULES=") in without.stderr
     project = copy_project(tmp_path / "project")
     result = make_package(f"MODEL={tmp_path / 'model.pkl'}", f"DATA={folder / 'sample.csv'}", "TARGET=class",
                           f"MODULES={steps / 'notebook_steps.py'}", cwd=project)

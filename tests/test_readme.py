@@ -21,7 +21,8 @@ import requests
 
 from conftest import FIT_RTOL, ROOT, copy_project, free_port
 
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "design.md", ROOT / "bench" / "README.md"]
+DOCUMENTS = [ROOT / "README.md", *(ROOT / "docs" / name for name in ("formats.md", "bigquery.md", "tiers.md", "design.md")),
+             ROOT / "bench" / "README.md"]
 
 README_ADDRESS = "127.0.0.1:8080"  # the README's make serve; a test serves on a free port instead
 RUNNABLE = {"bash", "python"}

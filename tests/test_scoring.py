@@ -11,11 +11,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-import bundle_writer
-import model_loader
-import safe_pickle
 import train
-from model_loader import affine_softmax, load_model
+from bundling import writer
+from serving import affine_softmax as linear
+from serving import safe_pickle
+from serving.affine_softmax import affine_softmax
+from serving.bundle import load_model
 
 
 def random_points(X, count, seed):
@@ -26,7 +27,7 @@ def random_points(X, count, seed):
 
 
 def assert_agrees(scorer, pipeline, X):
-    fast, exact = scorer.rows(X), pipeline.predict_proba(X)
+    fast, exact = scorer.predict_proba(X), pipeline.predict_proba(X)
     assert np.allclose(fast, exact, rtol=0, atol=1e-12)
     assert np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(X))
 
@@ -45,20 +46,20 @@ def test_fast_scorer_on_the_iris_rows_and_random_points(pipeline, iris):
 
 def test_a_row_scores_the_same_alone_or_in_a_batch(pipeline, iris):
     scorer = affine_softmax(pipeline)
-    together = scorer.rows(iris.data)
+    together = scorer.predict_proba(iris.data)
     for i, row in enumerate(iris.data):
-        assert np.array_equal(scorer.rows(row[np.newaxis, :]), together[i:i + 1])
+        assert np.array_equal(scorer.predict_proba(row[np.newaxis, :]), together[i:i + 1])
 
 
 @pytest.mark.parametrize("features, classes", [(13, 3), (30, 2), (64, 40)])
 def test_a_row_scores_the_same_alone_or_in_a_batch_of_any_width_and_size(features, classes):
     """Bit for bit, for wide models too, and across the blocks a large batch is scored in."""
     rng = np.random.default_rng(features)
-    scorer = model_loader.AffineSoftmax(rng.normal(size=(features, classes)) * 3, rng.normal(size=classes))
+    scorer = linear.AffineSoftmax(rng.normal(size=(features, classes)) * 3, rng.normal(size=classes), list(range(classes)))
     rows = rng.normal(size=(2 * 2**20 // (features * classes) + 7, features)) * 10 ** rng.uniform(-2, 2, size=features)
-    together = scorer.rows(rows)
+    together = scorer.predict_proba(rows)
     for i in rng.choice(len(rows), 60, replace=False):
-        assert np.array_equal(scorer.rows(rows[i:i + 1]), together[i:i + 1])
+        assert np.array_equal(scorer.predict_proba(rows[i:i + 1]), together[i:i + 1])
     assert np.allclose(together.sum(axis=1), 1, rtol=0, atol=1e-12)
 
 
@@ -81,7 +82,7 @@ def test_unrecognised_pipeline_falls_back_to_predict_proba(iris, tmp_path, monke
     metadata = train_bundle(
         tmp_path, monkeypatch, lambda: Pipeline([("scaler", MinMaxScaler()), ("model", LogisticRegression())])
     )
-    assert "scorer" not in metadata
+    assert metadata["served_as"] == "pipeline"
     model = load_model(tmp_path)
     assert model.scorer is None
     pipeline = joblib.load(tmp_path / "model.pkl")
@@ -91,8 +92,8 @@ def test_unrecognised_pipeline_falls_back_to_predict_proba(iris, tmp_path, monke
 
 
 def test_train_writes_no_scorer_that_disagrees(tmp_path, monkeypatch):
-    monkeypatch.setattr(model_loader.AffineSoftmax, "rows", lambda self, rows: np.full((len(rows), 3), 1 / 3))
-    assert "scorer" not in train_bundle(tmp_path, monkeypatch)
+    monkeypatch.setattr(linear.AffineSoftmax, "predict_proba", lambda self, rows: np.full((len(rows), 3), 1 / 3))
+    assert train_bundle(tmp_path, monkeypatch)["served_as"] == "pipeline"
     assert load_model(tmp_path).scorer is None
 
 
@@ -129,13 +130,13 @@ def test_numbers_read_without_scikit_learn_are_scikit_learn_s(pipeline):
     pipeline = pipeline()
     scorer = affine_softmax(pipeline)
     content = pickle_bytes(pipeline)
-    stand_ins = safe_pickle.read_parameters(content, (model_loader.PIPELINE, model_loader.SCALER, model_loader.CLASSIFIER))
+    stand_ins = safe_pickle.read_parameters(content, (linear.PIPELINE, linear.SCALER, linear.CLASSIFIER))
     assert isinstance(stand_ins.steps[1][1], safe_pickle.StandIn)
     from_stand_ins = affine_softmax(stand_ins)
     assert np.array_equal(from_stand_ins.weights, scorer.weights) and np.array_equal(from_stand_ins.bias, scorer.bias)
     X = np.asarray(pipeline.steps[0][1].mean_ if pipeline.steps[0][1].mean_ is not None else np.zeros(pipeline.n_features_in_))
     assert_agrees(scorer, pipeline, X + np.random.default_rng(3).normal(scale=5.0, size=(2_000, X.shape[0])))
-    assert bundle_writer.agrees(scorer, pipeline)
+    assert writer.agrees(scorer, pipeline)
 
 
 def pickle_bytes(obj):

@@ -18,7 +18,10 @@ import struct
 
 import numpy as np
 
-from validation import InputError, check_count, kind_of, parse_json, shown
+from serving.answers import Answer, json_answer, open_inference_error
+from serving.fields import InputError, kind_of, shown
+from serving.formats import check_count
+from serving.request_body import parse_json
 
 DATATYPES = {"number": "FP64", "integer": "INT64", "string": "BYTES", "boolean": "BOOL"}
 NUMPY_TYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
@@ -134,7 +137,7 @@ def read_tensors(body, model, max_rows, binary=b""):
                                     "INT or FP datatype; send one tensor per field")
             check_count(shape[0], max_rows, where)
             return rows_of([values[r * len(fields):(r + 1) * len(fields)] for r in range(shape[0])], fields,
-                           lambda r, j: f"{where}.data[{r * len(fields) + j}]"), requested(body, model)
+                           lambda r, j, where=where: f"{where}.data[{r * len(fields) + j}]"), requested(body, model)
         field = by_key.get(tensor["name"])
         if field is None:
             raise InputError(f"{where}: no field is named {shown(str(tensor['name']))}; the fields are "
@@ -212,29 +215,37 @@ def parse(data, headers):
     return parse_json(header), binary
 
 
-def respond(endpoint, args, method, data, headers, model, max_rows):
-    """The answer to a request at a /v2 route: (body, status, rows predicted)."""
+def respond(endpoint, args, method, data, headers, model, max_rows) -> Answer:
+    """The answer to a request at a /v2 route, whose method routes.allowed has let through."""
     if args.get("name") is not None and args["name"] != model.metadata["name"]:
-        return {"error": f"no model named {shown(args['name'])}; this function serves {model.metadata['name']}"}, 404, 0
+        return refusal(f"no model named {shown(args['name'])}; this function serves {model.metadata['name']}", 404)
     if args.get("version") is not None and args["version"] != model.version:
-        return {"error": f"no version {shown(args['version'])} of {model.metadata['name']}; it has {model.version}"}, 404, 0
-    wanted = "POST" if endpoint == "infer" else "GET"
-    if method != wanted and not (wanted == "GET" and method == "HEAD"):
-        return {"error": f"{method} is not allowed here; use {wanted}"}, 405, 0
-    if endpoint == "server":
-        return server_metadata(), 200, 0
-    if endpoint == "live":
-        return {"live": True}, 200, 0
-    if endpoint in ("ready", "model_ready"):
-        return {"ready": True} if endpoint == "ready" else {"name": model.metadata["name"], "ready": True}, 200, 0
-    if endpoint == "model":
-        return model_metadata(model), 200, 0
+        return refusal(f"no version {shown(args['version'])} of {model.metadata['name']}; it has {model.version}", 404)
     if endpoint == "unknown":
-        return {"error": "no such route of the Open Inference Protocol; see /openapi.json"}, 404, 0
+        return refusal("no such route of the Open Inference Protocol; see /openapi.json", 404)
+    if endpoint != "infer":
+        return json_answer(metadata_answer(endpoint, model))
     try:
         body, binary = parse(data, headers)
         rows, outputs = read_tensors(body, model, max_rows, binary)
         labels, probabilities = model.predict(rows, lambda i: f"inputs, row {i}")
     except InputError as err:
-        return {"error": f"{err.field}: {err.message}" if err.field else err.message}, err.status, 0
-    return infer_answer(body, model, outputs, labels, probabilities), 200, len(rows)
+        return json_answer(open_inference_error(err.message, err.field), err.status)
+    return json_answer(infer_answer(body, model, outputs, labels, probabilities), rows=len(rows))
+
+
+def refusal(message, status):
+    return json_answer(open_inference_error(message), status)
+
+
+def metadata_answer(endpoint, model):
+    """What a GET at a /v2 route other than infer answers: the server, its health, the model."""
+    if endpoint == "server":
+        return server_metadata()
+    if endpoint == "live":
+        return {"live": True}
+    if endpoint == "ready":
+        return {"ready": True}
+    if endpoint == "model_ready":
+        return {"name": model.metadata["name"], "ready": True}
+    return model_metadata(model)

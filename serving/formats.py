@@ -11,8 +11,79 @@ model's answers for those rows, in order.
             {"instances": ...} too            -> {"predictions": [label, ...]}, as MLflow's scoring server
 """
 
-from validation import (InputError, batch_rows, bigquery_return, bigquery_rows, check_beside, check_count, kind_of, path,
-                        shown, single_row)
+from serving.answers import function_error, located, mlflow_error
+from serving.fields import InputError, kind_of, path, shown
+
+
+def single_row(body, schema):
+    if not isinstance(body, dict):
+        raise InputError(f"body must be a JSON object with the fields {', '.join(schema.names)}, not {kind_of(body)}")
+    return schema.row(body)
+
+
+def check_count(count, max_rows, field):
+    if count > max_rows:
+        raise InputError(f"{field} holds {count} rows; the limit is {max_rows}", field, status=413)
+
+
+def check_beside(body, key, beside):
+    """That the body holds nothing beside `key` but the keys `beside`, each an object (the
+    parameters Vertex AI and MLflow send, which no model here takes)."""
+    unknown = [name for name in body if name != key and name not in beside]
+    if unknown:
+        raise InputError(f"unknown field {shown(unknown[0])} beside {key}", path("", unknown[0]))
+    for name in beside:
+        if name in body and not isinstance(body[name], dict):
+            raise InputError(f"{name} must be an object, not {kind_of(body[name])}", name)
+
+
+def batch_rows(body, schema, max_rows, beside=()):
+    """{"instances": [row, ...]}: each row an object or an array in field order. Returns the rows'
+    values and, per row, its warnings. Keys `beside` may stand beside instances (Vertex AI's parameters)."""
+    check_beside(body, "instances", beside)
+    instances = body["instances"]
+    if not isinstance(instances, list):
+        raise InputError(f"instances must be an array of rows, not {kind_of(instances)}", "instances")
+    if not instances:
+        raise InputError("instances is empty", "instances")
+    check_count(len(instances), max_rows, "instances")
+    checked = [schema.row(row, f"instances[{i}]") for i, row in enumerate(instances)]
+    return [values for values, _ in checked], [warnings for _, warnings in checked]
+
+
+def bigquery_rows(body, schema, max_rows):
+    """BigQuery's {"calls": [[arg, ...], ...]}. Returns the rows to score and, per call, whether
+    it is scored: a call with a SQL NULL for a field that may not be null gets a null reply, as
+    SQL functions usually do (a NULL for a field the pipeline imputes is imputed)."""
+    calls = body["calls"]
+    if not isinstance(calls, list):
+        raise InputError(f"calls must be an array, not {kind_of(calls)}", "calls")
+    check_count(len(calls), max_rows, "calls")
+    rows, scored = [], []
+    for i, call in enumerate(calls):
+        prefix = f"calls[{i}]"
+        if not isinstance(call, list):
+            raise InputError(f"a call must be an array of arguments, not {kind_of(call)}", prefix)
+        is_scored = not (len(call) == len(schema.fields)
+                         and any(value is None and not field.nullable for value, field in zip(call, schema.fields)))
+        if is_scored:
+            rows.append(schema.row(call, prefix)[0])
+        scored.append(is_scored)
+    return rows, scored
+
+
+def bigquery_return(body, choices):
+    context = body.get("userDefinedContext", {})
+    if not isinstance(context, dict):
+        raise InputError("userDefinedContext must be an object", "userDefinedContext")
+    choice = context.get("return", choices[0])
+    if choice not in choices:
+        raise InputError(
+            f"userDefinedContext.return must be one of {', '.join(choices)}, "
+            f"not {shown(choice) if isinstance(choice, str) else kind_of(choice)}",
+            "userDefinedContext.return",
+        )
+    return choice
 
 
 def row_answer(model, label, probabilities=None, warnings=()):
@@ -50,9 +121,7 @@ class Single:
     def answer(self, labels, probabilities):
         return row_answer(self.model, labels[0], probabilities and probabilities[0], self.warnings)
 
-    @staticmethod
-    def error(message, field=None):
-        return {"error": message, "field": field}
+    error = staticmethod(function_error)
 
 
 class Batch(Single):
@@ -97,8 +166,7 @@ class BigQuery:
 
     @staticmethod
     def error(message, field=None):
-        where = f"{field}: " if field else ""
-        return {"errorMessage": (where + message)[:1000]}  # BigQuery shows at most 1,000 characters
+        return {"errorMessage": located(message, field)[:1000]}  # BigQuery shows at most 1,000 characters
 
 
 class MLflow:
@@ -155,10 +223,7 @@ class MLflow:
     def answer(self, labels, probabilities):
         return {"predictions": labels}
 
-    @staticmethod
-    def error(message, field=None):
-        where = f"{field}: " if field else ""
-        return {"error_code": "BAD_REQUEST", "message": where + message}
+    error = staticmethod(mlflow_error)
 
 
 FORMATS = ("a row, an object of the fields; {\"instances\": [...]} (Vertex AI, KServe); {\"calls\": [...]} "

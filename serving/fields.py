@@ -1,24 +1,17 @@
-"""Every rule about what a request may hold, in one place.
+"""What a request's values may be: the fields of model.json, each value checked by its field.
 
 Anything wrong raises InputError with an HTTP status (400; 413 or 414 for too much), a message
 for people, and `field`: the JSON path of the offending value, where there is one
-("petal_width", "instances[3].petal_width", "calls[2][0]"). A request whose body can't be read
-within the limits (a path or a body too long, a Content-Length that is not a number, a malformed
-chunk) is refused before its body is read in full: RefusedUnread, from read_body.
+("petal_width", "instances[3].petal_width", "calls[2][0]").
 """
 
-import json
 import math
-import sys
 
 import numpy as np
 
 # Far beyond any real measurement, and far enough from float overflow that the model's
 # arithmetic on any accepted row stays finite.
 MAX_MAGNITUDE = 1e100
-# Python refuses to read an integer of more digits than this (a guard against slow conversions).
-MAX_INTEGER_DIGITS = 4300
-MAX_PATH = 8192  # characters; a longer path gets 414
 
 
 class InputError(Exception):
@@ -27,67 +20,6 @@ class InputError(Exception):
         self.message = message
         self.field = field
         self.status = status
-
-
-class RefusedUnread(InputError):
-    """The request was refused before its body was read in full."""
-
-
-def read_body(request, max_bytes):
-    """A Flask request's body, read through Flask's own limit: never more than `max_bytes` of it
-    is held, whatever the method, and with or without a Content-Length. A path over MAX_PATH
-    characters, or a body over the limit, is refused unread."""
-    if len(request.path) > MAX_PATH:
-        raise RefusedUnread(f"the path is {len(request.path)} characters; the limit is {MAX_PATH}", status=414)
-    declared = request.headers.get("Content-Length")
-    if declared is not None:
-        if not (declared.isascii() and declared.isdigit()):  # werkzeug would read it as 0
-            raise RefusedUnread("Content-Length is not a number")
-        if int(declared) > max_bytes:
-            raise RefusedUnread(f"body is {declared} bytes; the limit is {max_bytes}", status=413)
-    # A body without a Content-Length (chunked) is cut at max_content_length, so one byte over
-    # the limit shows that there was more.
-    request.max_content_length = max_bytes + 1
-    try:
-        data = request.get_data()
-    except Exception:  # the server's own reader refused it: a malformed chunk, or an early end
-        raise RefusedUnread("the body could not be read: malformed chunked encoding, or it ended early") from None
-    if len(data) > max_bytes:
-        raise RefusedUnread(f"body is over the limit of {max_bytes} bytes", status=413)
-    return data
-
-
-def refuse_constant(name):
-    raise InputError(f"malformed JSON: {name} is not a JSON number")
-
-
-def read_integer(text):
-    # An integer too long for Python to read is far outside any field's range: read as an
-    # infinity, it is refused by its field's own check, which names the field.
-    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
-        return -math.inf if text.startswith("-") else math.inf
-    return int(text)
-
-
-# Python 3.11's JSON reader counts a body's nesting against the interpreter's recursion limit, some
-# of which gunicorn, Flask and this function have used; 3.12 and later count it against a limit of
-# their own. With this one, a body nested up to a thousand deep is read on every runtime (and then
-# refused, if it must be, by the check that names its field); deeper is malformed JSON.
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 2000))
-
-
-def parse_json(body):
-    """The body (bytes, in any encoding JSON allows) as JSON; NaN and Infinity are refused."""
-    if not body.strip():
-        raise InputError("empty body; send a JSON object")
-    try:
-        return json.loads(body, parse_constant=refuse_constant, parse_int=read_integer)
-    except RecursionError:
-        raise InputError("malformed JSON: nested too deeply") from None
-    except UnicodeDecodeError:
-        raise InputError("malformed JSON: not valid UTF-8") from None
-    except ValueError as err:
-        raise InputError(f"malformed JSON: {err}") from None
 
 
 def kind_of(value):
@@ -228,74 +160,3 @@ class Schema:
             return pd.DataFrame(columns)
         values = [[np.nan if v is None else v for v in row] for row in rows]
         return np.array(values, dtype=np.float64 if self.numeric else object).reshape(len(rows), len(self.fields))
-
-
-def single_row(body, schema):
-    if not isinstance(body, dict):
-        raise InputError(f"body must be a JSON object with the fields {', '.join(schema.names)}, not {kind_of(body)}")
-    return schema.row(body)
-
-
-def check_count(count, max_rows, field):
-    if count > max_rows:
-        raise InputError(f"{field} holds {count} rows; the limit is {max_rows}", field, status=413)
-
-
-def check_beside(body, key, beside):
-    """That the body holds nothing beside `key` but the keys `beside`, each an object (the
-    parameters Vertex AI and MLflow send, which no model here takes)."""
-    unknown = [name for name in body if name != key and name not in beside]
-    if unknown:
-        raise InputError(f"unknown field {shown(unknown[0])} beside {key}", path("", unknown[0]))
-    for name in beside:
-        if name in body and not isinstance(body[name], dict):
-            raise InputError(f"{name} must be an object, not {kind_of(body[name])}", name)
-
-
-def batch_rows(body, schema, max_rows, beside=()):
-    """{"instances": [row, ...]}: each row an object or an array in field order. Returns the rows'
-    values and, per row, its warnings. Keys `beside` may stand beside instances (Vertex AI's parameters)."""
-    check_beside(body, "instances", beside)
-    instances = body["instances"]
-    if not isinstance(instances, list):
-        raise InputError(f"instances must be an array of rows, not {kind_of(instances)}", "instances")
-    if not instances:
-        raise InputError("instances is empty", "instances")
-    check_count(len(instances), max_rows, "instances")
-    checked = [schema.row(row, f"instances[{i}]") for i, row in enumerate(instances)]
-    return [values for values, _ in checked], [warnings for _, warnings in checked]
-
-
-def bigquery_rows(body, schema, max_rows):
-    """BigQuery's {"calls": [[arg, ...], ...]}. Returns the rows to score and, per call, whether
-    it is scored: a call with a SQL NULL for a field that may not be null gets a null reply, as
-    SQL functions usually do (a NULL for a field the pipeline imputes is imputed)."""
-    calls = body["calls"]
-    if not isinstance(calls, list):
-        raise InputError(f"calls must be an array, not {kind_of(calls)}", "calls")
-    check_count(len(calls), max_rows, "calls")
-    rows, scored = [], []
-    for i, call in enumerate(calls):
-        prefix = f"calls[{i}]"
-        if not isinstance(call, list):
-            raise InputError(f"a call must be an array of arguments, not {kind_of(call)}", prefix)
-        is_scored = not (len(call) == len(schema.fields)
-                         and any(value is None and not field.nullable for value, field in zip(call, schema.fields)))
-        if is_scored:
-            rows.append(schema.row(call, prefix)[0])
-        scored.append(is_scored)
-    return rows, scored
-
-
-def bigquery_return(body, choices):
-    context = body.get("userDefinedContext", {})
-    if not isinstance(context, dict):
-        raise InputError("userDefinedContext must be an object", "userDefinedContext")
-    choice = context.get("return", choices[0])
-    if choice not in choices:
-        raise InputError(
-            f"userDefinedContext.return must be one of {', '.join(choices)}, "
-            f"not {shown(choice) if isinstance(choice, str) else kind_of(choice)}",
-            "userDefinedContext.return",
-        )
-    return choice

@@ -5,6 +5,8 @@ Then what each route allows: its methods, and for a web page of another site, CO
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
+from serving.answers import function_error, mlflow_error, open_inference_error
+
 ROUTES = Map([
     Rule("/openapi.json", endpoint="openapi"),
     Rule("/<path:prefix>/openapi.json", endpoint="openapi"),
@@ -17,8 +19,8 @@ ROUTES = Map([
     *(Rule(model + suffix, endpoint=endpoint) for model in ("/v2/models/<name>", "/v2/models/<name>/versions/<version>")
       for suffix, endpoint in (("", "model"), ("/ready", "model_ready"), ("/infer", "infer"))),
     Rule("/v2/<path:rest>", endpoint="unknown"),
-    Rule("/robots.txt", endpoint="unknown"),
-    Rule("/favicon.ico", endpoint="unknown"),
+    Rule("/robots.txt", endpoint="not_found"),  # what browsers and crawlers ask every site for: not a prediction
+    Rule("/favicon.ico", endpoint="not_found"),
 ], strict_slashes=False, merge_slashes=False).bind("")
 OPEN_INFERENCE = {"server", "live", "ready", "model", "model_ready", "infer", "unknown"}
 ALLOWED = {"root": "GET, HEAD, POST, OPTIONS", "invocations": "POST, OPTIONS", "infer": "POST, OPTIONS"}
@@ -27,6 +29,15 @@ ALLOWED = {"root": "GET, HEAD, POST, OPTIONS", "invocations": "POST, OPTIONS", "
 def allowed(endpoint):
     """The methods a route takes, for Allow: POST at the root and where rows are predicted, else GET."""
     return ALLOWED.get(endpoint, "GET, HEAD, OPTIONS")
+
+
+def error_shape(endpoint):
+    """How the clients of a route read an error: (message, field) -> the body they expect."""
+    if endpoint == "invocations":
+        return mlflow_error
+    if endpoint in OPEN_INFERENCE:
+        return open_inference_error
+    return function_error
 
 
 def route(path):

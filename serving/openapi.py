@@ -4,25 +4,21 @@ Field names, their order and the class names come from the model's metadata, so 
 always describe the model actually deployed. The document is served at /openapi.json.
 """
 
-from validation import MAX_MAGNITUDE
+from serving.fields import MAX_MAGNITUDE
 
 
-def description(metadata, limits):
+def description(metadata: dict, limits: dict) -> dict:
     """GET's answer: the model, and an example of each request it takes."""
-    fields, example, metrics = metadata["fields"], metadata["example"], metadata["metrics"]
+    fields, example = metadata["fields"], metadata["example"]
     as_list = [example[field["name"]] for field in fields]
     return {
         "model": {
-            "features": [field["name"] for field in fields],
-            "training_columns": [field["column"] for field in fields],
-            "class_names": metadata.get("class_names"),
-            "pipeline": metadata["pipeline"],
-            "training_accuracy": metrics.get("training_accuracy"),
-            "cv_accuracy": metrics.get("cv_accuracy"),
-            **{key: metadata[key] for key in ("versions", "model_sha256", "trained_at", "data", "name", "task")},
+            **{key: metadata[key] for key in ("name", "task", "pipeline", "data", "trained_at", "metrics", "versions",
+                                              "model_sha256")},
+            "features": [field["name"] for field in fields],  # the fields' names, in order: a row as a list
             "fields": fields,
             "classes": metadata.get("classes"),
-            "metrics": metrics,
+            "class_names": metadata.get("class_names"),
         },
         "requests": {
             "single": example,
@@ -77,22 +73,50 @@ def answer_schema(metadata):
     }
 
 
-def openapi_document(metadata, bigquery_returns, max_instances):
-    fields, example = metadata["fields"], metadata["example"]
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema, example=None):
+    content = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"application/json": content}
+
+
+def openapi_document(metadata: dict, bigquery_returns: tuple, max_instances: int) -> dict:
+    """The API as OpenAPI 3.1, for this model's fields and classes."""
+    features = [field["name"] for field in metadata["fields"]]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "scikit-learn pipeline as a Cloud Function",
+            "version": metadata["model_sha256"][:12],
+            "description": (
+                f"Predicts {metadata['data']['target']} "
+                + (f"({', '.join(metadata['class_names'])}) " if metadata["task"] == "classification" else "")
+                + f"from {', '.join(features)}."
+            ),
+        },
+        "paths": {
+            "/": root_operations(metadata["example"]),
+            **other_paths(),
+            **open_inference_paths(metadata),
+        },
+        "components": {"schemas": {
+            **row_schemas(metadata, max_instances),
+            **bigquery_schemas(metadata, bigquery_returns, max_instances),
+            **mlflow_schemas(metadata, features, max_instances),
+            **open_inference_schemas(metadata),
+        }},
+    }
+
+
+def row_schemas(metadata, max_instances):
+    """A row (an object, or a list in field order), a batch of them, the answers, the error, GET's answer."""
+    fields = metadata["fields"]
     features = [field["name"] for field in fields]
-    replies = [{"type": "null"}, {"type": "number"}] if metadata["task"] == "regression" else \
-        [{"type": "null"}, {"enum": metadata["class_names"]}, {"enum": metadata["classes"]}]
-
-    def ref(name):
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    def json_content(schema, example=None):
-        content = {"schema": schema}
-        if example is not None:
-            content["example"] = example
-        return {"application/json": content}
-
-    schemas = {
+    return {
         "Row": {
             "type": "object",
             "description": "A field may also be named by its training column: " + ", ".join(
@@ -128,6 +152,26 @@ def openapi_document(metadata, bigquery_returns, max_instances):
             "properties": {"predictions": {"type": "array", "items": ref("Answer")}},
             "required": ["predictions"],
         },
+        "Error": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}},
+            "required": ["error", "field"],
+        },
+        "Description": {
+            "type": "object",
+            "properties": {"model": {"type": "object"}, "requests": {"type": "object"}, "limits": {"type": "object"}},
+            "required": ["model", "requests", "limits"],
+        },
+    }
+
+
+def bigquery_schemas(metadata, bigquery_returns, max_instances):
+    """What BigQuery sends a remote function, and what it reads back."""
+    fields = metadata["fields"]
+    features = [field["name"] for field in fields]
+    replies = [{"type": "null"}, {"type": "number"}] if metadata["task"] == "regression" else \
+        [{"type": "null"}, {"enum": metadata["class_names"]}, {"enum": metadata["classes"]}]
+    return {
         "BigQueryRequest": {
             "type": "object",
             "description": "What BigQuery sends a remote function",
@@ -162,111 +206,95 @@ def openapi_document(metadata, bigquery_returns, max_instances):
             },
             "required": ["replies"],
         },
-        "Error": {
-            "type": "object",
-            "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}},
-            "required": ["error", "field"],
-        },
         "BigQueryError": {
             "type": "object",
             "properties": {"errorMessage": {"type": "string", "maxLength": 1000}},
             "required": ["errorMessage"],
         },
-        **mlflow_schemas(metadata, features, max_instances, ref),
-        **open_inference_schemas(metadata),
-        "Description": {
-            "type": "object",
-            "properties": {"model": {"type": "object"}, "requests": {"type": "object"}, "limits": {"type": "object"}},
-            "required": ["model", "requests", "limits"],
-        },
     }
+
+
+def root_operations(example):
+    """The root: POST predicts, GET describes, OPTIONS answers a CORS preflight."""
     return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "scikit-learn pipeline as a Cloud Function",
-            "version": metadata["model_sha256"][:12],
-            "description": (
-                f"Predicts {metadata['data']['target']} "
-                + (f"({', '.join(metadata['class_names'])}) " if metadata["task"] == "classification" else "")
-                + f"from {', '.join(features)}."
-            ),
+        "post": {
+            "operationId": "predict",
+            "summary": "Predict one row, a batch of rows, or a BigQuery remote function call",
+            "requestBody": {
+                "required": True,
+                "content": json_content(
+                    {"oneOf": [ref("Row"), ref("Batch"), ref("BigQueryRequest"), ref("MLflowRequest")]}, example
+                ),
+            },
+            "responses": {
+                "200": {
+                    "description": "The answer: one, a list, or BigQuery's replies",
+                    "content": json_content(
+                        {"anyOf": [ref("Answer"), ref("Predictions"), ref("BigQueryReplies"), ref("MLflowPredictions")]}
+                    ),
+                },
+                "400": {
+                    "description": "Bad input (BigQuery requests get errorMessage)",
+                    "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
+                },
+                "413": {
+                    "description": "Body or batch over the limit",
+                    "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
+                },
+            },
         },
-        "paths": {
-            "/": {
-                "post": {
-                    "operationId": "predict",
-                    "summary": "Predict one row, a batch of rows, or a BigQuery remote function call",
-                    "requestBody": {
-                        "required": True,
-                        "content": json_content(
-                            {"oneOf": [ref("Row"), ref("Batch"), ref("BigQueryRequest"), ref("MLflowRequest")]}, example
-                        ),
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "The answer: one, a list, or BigQuery's replies",
-                            "content": json_content(
-                                {"anyOf": [ref("Answer"), ref("Predictions"), ref("BigQueryReplies"), ref("MLflowPredictions")]}
-                            ),
-                        },
-                        "400": {
-                            "description": "Bad input (BigQuery requests get errorMessage)",
-                            "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
-                        },
-                        "413": {
-                            "description": "Body or batch over the limit",
-                            "content": json_content({"anyOf": [ref("Error"), ref("BigQueryError"), ref("MLflowError")]}),
-                        },
-                    },
-                },
-                "get": {
-                    "operationId": "describe",
-                    "summary": "What the deployed model is, and an example of each request",
-                    "responses": {
-                        "200": {
-                            "description": "The model's description (a browser asking for HTML gets a try-it page)",
-                            "content": {
-                                **json_content(ref("Description")),
-                                "text/html": {"schema": {"type": "string"}},
-                            },
-                        }
-                    },
-                },
-                "options": {
-                    "operationId": "preflight",
-                    "summary": "CORS preflight",
-                    "responses": {"204": {"description": "The methods and headers a web page may use"}},
-                },
-            },
-            "/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "responses": {"200": {"description": "OpenAPI 3.1", "content": json_content({"type": "object"})}},
-                }
-            },
-            "/invocations": {
-                "post": {
-                    "operationId": "mlflow_invocations",
-                    "summary": "Predict rows in a format of MLflow's scoring server, answered as it answers",
-                    "requestBody": {"required": True, "content": json_content(ref("MLflowRequest"))},
-                    "responses": {
-                        "200": {"description": "The labels, or a regression's values", "content": json_content(ref("MLflowPredictions"))},
-                        **{code: {"description": why, "content": json_content(ref("MLflowError"))} for code, why in (
-                            ("400", "Bad input"), ("413", "Body or rows over the limit"))},
+        "get": {
+            "operationId": "describe",
+            "summary": "What the deployed model is, and an example of each request",
+            "responses": {
+                "200": {
+                    "description": "The model's description (a browser asking for HTML gets a try-it page)",
+                    "content": {
+                        **json_content(ref("Description")),
+                        "text/html": {"schema": {"type": "string"}},
                     },
                 }
             },
-            **{route: {"get": {"operationId": f"mlflow_{route[1:]}", "summary": "200 while the function runs (MLflow's health check)",
-                               "responses": {"200": {"description": "A newline", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
-               for route in ("/ping", "/health")},
-            **open_inference_paths(metadata, json_content, ref),
         },
-        "components": {"schemas": schemas},
+        "options": {
+            "operationId": "preflight",
+            "summary": "CORS preflight",
+            "responses": {"204": {"description": "The methods and headers a web page may use"}},
+        },
     }
 
 
-def mlflow_schemas(metadata, features, max_instances, ref):
+def other_paths():
+    """This document's own path, and MLflow's scoring server's."""
+    return {
+    "/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3.1", "content": json_content({"type": "object"})}},
+        }
+    },
+    "/invocations": {
+        "post": {
+            "operationId": "mlflow_invocations",
+            "summary": "Predict rows in a format of MLflow's scoring server, answered as it answers",
+            "requestBody": {"required": True, "content": json_content(ref("MLflowRequest"))},
+            "responses": {
+                "200": {"description": "The labels, or a regression's values", "content": json_content(ref("MLflowPredictions"))},
+                **{code: {"description": why, "content": json_content(ref("MLflowError"))} for code, why in (
+                    ("400", "Bad input"), ("413", "Body or rows over the limit"))},
+            },
+        }
+    },
+    **{route: {"get": {"operationId": f"mlflow_{route[1:]}",
+                       "summary": "200 while the function runs (MLflow's health check)",
+                       "responses": {"200": {"description": "A newline",
+                                             "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
+       for route in ("/ping", "/health")},
+    }
+
+
+def mlflow_schemas(metadata, features, max_instances):
     """MLflow's scoring formats, for this model's fields (dataframe_split with the field names as
     its columns, in order; the training columns' names are read too)."""
     rows = {"type": "array", "items": {"oneOf": [ref("Row"), ref("RowList")]}, "minItems": 1, "maxItems": max_instances}
@@ -314,7 +342,7 @@ def open_inference_schemas(metadata):
     }
 
 
-def open_inference_paths(metadata, json_content, ref):
+def open_inference_paths(metadata):
     """The Open Inference Protocol's routes (open_inference.py)."""
     error = {"content": json_content(ref("InferenceError"))}
     name = {"name": "name", "in": "path", "required": True, "schema": {"enum": [metadata["name"]]},

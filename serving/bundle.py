@@ -1,0 +1,293 @@
+"""Reading the bundle once, and only a bundle that holds together.
+
+A bundle is model.pkl (the fitted pipeline, as joblib.dump writes it) and model.json (what
+serving needs to know about it). `load_model(folder)` checks, before the first answer:
+
+- model.json as a whole: every key's type, unique field and class names, an example that covers
+  the fields (class names and the example may be edited by hand; they are checked, not sealed);
+- model.pkl's SHA-256: the one model.json records, and the one MODEL_SHA256 requires, if set;
+- the scikit-learn and numpy versions installed: those that made the pickle;
+- the pipeline in model.pkl: its classes, its number of features, and that it answers.
+
+Anything wrong raises ModelError, one line naming the file (or setting) and the cause.
+
+A bundle whose model.json says `served_as: data` is read as data: model.pkl's numbers, read with
+stand-ins, are turned into a scorer computed with numpy, and scikit-learn is never imported (a
+second of a small instance's CPU, and 100 MiB). The bundle writer proved, with scikit-learn, that
+this scorer gives the pipeline's answers before it wrote `data` there. Any other bundle is
+unpickled through safe_pickle, which runs no one's code, and answers through its own predict.
+"""
+
+import hashlib
+import importlib.util
+import json
+import math
+import re
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from serving import safe_pickle
+from serving.affine_softmax import CLASSIFIER, PIPELINE, SCALER, affine_softmax, as_list
+from serving.model import Model
+
+METADATA_FILE = "model.json"
+SERVED_AS = ("data", "pipeline")
+FIELD_TYPES = ("number", "integer", "string", "boolean")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
+
+
+class ModelError(Exception):
+    """The model can't be served; the message is one line naming the file and the cause."""
+
+
+def is_number(value):
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+FIELD_VALUE_TYPES = {"number": is_number, "integer": lambda v: type(v) is int, "string": lambda v: type(v) is str,
+                     "boolean": lambda v: type(v) is bool}
+
+
+def check_fields(fields, problem):
+    if not isinstance(fields, list) or not fields:
+        raise problem("fields must be a non-empty list")
+    for i, field in enumerate(fields):
+        where = f"fields[{i}]"
+        if not isinstance(field, dict):
+            raise problem(f"{where} must be an object")
+        unknown = set(field) - {"name", "column", "type", "nullable", "range", "categories", "unknown_categories"}
+        if unknown:
+            raise problem(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+        for key, kind in (("name", str), ("column", str), ("type", str), ("nullable", bool)):
+            if type(field.get(key)) is not kind or field.get(key) == "":
+                raise problem(f"{where}.{key} must be {'a boolean' if kind is bool else 'a non-empty string'}")
+        if field["type"] not in FIELD_TYPES:
+            raise problem(f"{where}.type must be one of {', '.join(FIELD_TYPES)}")
+        if "range" in field:
+            low_high = field["range"]
+            if (field["type"] not in ("number", "integer") or not isinstance(low_high, list) or len(low_high) != 2
+                    or not all(map(is_number, low_high)) or low_high[0] > low_high[1]):
+                raise problem(f"{where}.range must be [low, high], two numbers, for a number field")
+        if "categories" in field:
+            categories = field["categories"]
+            fits = FIELD_VALUE_TYPES[field["type"]]
+            if not isinstance(categories, list) or not categories or not all(map(fits, categories)):
+                raise problem(f"{where}.categories must be a non-empty list of {field['type']} values")
+            if len(set(map(repr, categories))) != len(categories):
+                raise problem(f"{where}.categories repeats a value")
+            if field.get("unknown_categories") not in ("ignore", "error"):
+                raise problem(f"{where}.unknown_categories must be ignore or error")
+        elif "unknown_categories" in field:
+            raise problem(f"{where}.unknown_categories needs categories")
+    for key in ("name", "column"):
+        values = [field[key] for field in fields]
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise problem(f"fields repeat the {key} {', '.join(map(repr, repeated))}")
+    # A request may name a field by its column too: no column may be another field's name.
+    for field in fields:
+        other = next((f for f in fields if f["name"] == field["column"] and f is not field), None)
+        if other is not None:
+            raise problem(f"field {other['name']!r} is also the column of field {field['name']!r}")
+
+
+# Each key model.json holds, with how to check it; `None` for a key that may be absent.
+def check_metadata(metadata, folder):
+    """model.json's content as a whole; ModelError naming the first problem."""
+
+    def problem(cause):
+        return ModelError(f"{METADATA_FILE}: {cause}")
+
+    if not isinstance(metadata, dict):
+        raise problem("not a JSON object")
+    known = {"name", "task", "model_file", "model_sha256", "trained_at", "data", "fields", "input", "classes",
+             "class_names", "pipeline", "metrics", "example", "versions", "modules", "served_as"}
+    unknown = set(metadata) - known
+    if unknown:
+        raise problem(f"unknown keys: {', '.join(sorted(unknown))}")
+    required = {"name": str, "task": str, "model_file": str, "model_sha256": str, "trained_at": str, "data": dict,
+                "fields": list, "input": str, "pipeline": list, "metrics": dict, "example": dict, "versions": dict,
+                "modules": list, "served_as": str}
+    for key, kind in required.items():
+        if type(metadata.get(key)) is not kind:
+            raise problem(f"{key} must be {'an object' if kind is dict else 'a list' if kind is list else 'a string'}")
+    if not NAME.fullmatch(metadata["name"]):
+        raise problem("name must be lower-case letters, digits and hyphens, starting with a letter")
+    if metadata["task"] not in ("classification", "regression"):
+        raise problem("task must be classification or regression")
+    if metadata["served_as"] not in SERVED_AS:
+        raise problem(f"served_as must be {' or '.join(SERVED_AS)}")
+    if metadata["input"] not in ("array", "dataframe"):
+        raise problem("input must be array or dataframe")
+    model_file = metadata["model_file"]
+    if Path(model_file).name != model_file or model_file.startswith("."):
+        raise problem("model_file must be a file name in the bundle's folder")
+    if not SHA256.fullmatch(metadata["model_sha256"]):
+        raise problem("model_sha256 must be 64 lower-case hex digits")
+    for key in ("scikit-learn", "numpy"):
+        if type(metadata["versions"].get(key)) is not str:
+            raise problem(f"versions must name the {key} that made the pickle")
+    if not all(is_number(value) for value in metadata["metrics"].values()):
+        raise problem("metrics must all be numbers")
+    check_fields(metadata["fields"], problem)
+    for module in metadata["modules"]:
+        if type(module) is not str or not module.isidentifier() or not (Path(folder) / f"{module}.py").is_file():
+            raise problem(f"modules lists {module!r}, which is not a module file in the bundle")
+    if metadata["task"] == "classification":
+        classes, names = metadata.get("classes"), metadata.get("class_names")
+        if not isinstance(classes, list) or len(classes) < 2 or len({type(c) for c in classes}) != 1 \
+                or type(classes[0]) not in (int, str, bool):
+            raise problem("classes must list two or more labels, all integers, all strings or all booleans")
+        if len(set(classes)) != len(classes):
+            raise problem("classes repeats a label")
+        if not isinstance(names, list) or len(names) != len(classes) or not all(type(n) is str for n in names):
+            raise problem(f"class_names must be {len(classes)} strings, one per class")
+        if len(set(names)) != len(names):
+            raise problem("class_names repeats a name")
+    elif "classes" in metadata or "class_names" in metadata:
+        raise problem("a regression has no classes or class_names")
+    example = metadata["example"]
+    names = [field["name"] for field in metadata["fields"]]
+    if sorted(example) != sorted(names):
+        raise problem("example must hold every field, and nothing else")
+    for field in metadata["fields"]:
+        value = example[field["name"]]
+        if not (FIELD_VALUE_TYPES[field["type"]](value) or (value is None and field["nullable"])):
+            raise problem(f"example's {field['name']} is not a {field['type']}")
+
+
+def read_metadata(folder):
+    path = Path(folder) / METADATA_FILE
+    try:
+        metadata = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{METADATA_FILE}: not found") from None
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{METADATA_FILE}: unreadable ({err})") from None
+    check_metadata(metadata, folder)
+    return metadata
+
+
+def installed_version(package):
+    try:
+        return version(package)  # from the package's metadata: importing scikit-learn takes a second
+    except PackageNotFoundError:
+        return None
+
+
+def check_versions(metadata):
+    made_with, name = metadata["versions"], metadata["model_file"]
+    sklearn_version = installed_version("scikit-learn")
+    if made_with["scikit-learn"] != sklearn_version:
+        raise version_refusal(name, "scikit-learn", made_with["scikit-learn"], sklearn_version)
+    if made_with["numpy"].split(".")[0] != np.__version__.split(".")[0]:
+        raise version_refusal(name, "numpy", made_with["numpy"], np.__version__)
+
+
+def read_pickle(metadata, folder, expected_sha256=None):
+    """model.pkl's bytes, once its SHA-256 is model.json's, and MODEL_SHA256's if that is set."""
+    name = metadata["model_file"]
+    try:
+        content = (Path(folder) / name).read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{name}: not found") from None
+    except OSError as err:
+        raise ModelError(f"{name}: unreadable ({err})") from None
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != metadata["model_sha256"]:
+        raise ModelError(
+            f"{name}: its SHA-256 is {actual}, but {METADATA_FILE} describes a {name} whose SHA-256 is "
+            f"{metadata['model_sha256']}; write both again with train.py, or describe this one with make package"
+        )
+    if expected_sha256 is not None and actual != expected_sha256:
+        raise ModelError(f"MODEL_SHA256: {name}'s SHA-256 is {actual}, not {expected_sha256}")
+    return content
+
+
+def version_refusal(name, package, made_with, installed):
+    return ModelError(f"{name}: made with {package} {made_with}, but {package} {installed} is installed; "
+                      "install the version it was made with, or retrain")
+
+
+def check_classes(name, classes, metadata):
+    if metadata["task"] == "classification" and classes != metadata["classes"]:
+        raise ModelError(f"{name}: its classes are {classes}, {METADATA_FILE} lists {metadata['classes']}")
+    if metadata["task"] == "regression" and classes:
+        raise ModelError(f"{name}: holds a classifier (classes {classes}), {METADATA_FILE} describes a regression")
+
+
+def read_as_data(content, metadata):
+    """The scorer in model.pkl's checked bytes, read without scikit-learn: the pickle read with
+    StandIns (a millisecond, where importing scikit-learn to unpickle it takes a second and
+    100 MiB), its linear form computed. Called after check_versions."""
+    name = metadata["model_file"]
+    try:
+        pipeline = safe_pickle.read_parameters(content, (PIPELINE, SCALER, CLASSIFIER))
+    except safe_pickle.RefusedGlobal as err:
+        raise ModelError(f"{name}: {err}") from None
+    except safe_pickle.NoStandIn as err:
+        raise ModelError(f"{name}: {err}, but {METADATA_FILE} says it is served as data, which only a StandardScaler + "
+                         "LogisticRegression pipeline is; write both again with train.py or make package") from None
+    except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
+        raise ModelError(f"{name}: failed to load ({type(err).__name__}: {err})") from None
+    try:
+        scorer = affine_softmax(pipeline)
+        objects = [pipeline, *(step for _, step in pipeline.steps)]
+        made_with = {getattr(obj, "_sklearn_version", None) for obj in objects}
+    except Exception:  # attributes missing or of other types than scikit-learn's own
+        scorer = None
+    if scorer is None or len(scorer.weights) != len(metadata["fields"]):
+        raise ModelError(f"{name}: is not a StandardScaler + LogisticRegression pipeline of the fields {METADATA_FILE} "
+                         "lists, which it says is served as data; write both again with train.py or make package")
+    if any(field["type"] != "number" or field["nullable"] for field in metadata["fields"]):
+        raise ModelError(f"{METADATA_FILE}: a bundle served as data needs every field to be a number that may not be null")
+    installed = metadata["versions"]["scikit-learn"]  # check_versions found it to be the one installed
+    if made_with != {installed}:
+        raise version_refusal(name, "scikit-learn", " and ".join(sorted(map(str, made_with - {installed}))), installed)
+    check_classes(name, scorer.classes, metadata)
+    return scorer
+
+
+def unpickle(content, metadata):
+    """The pipeline in model.pkl's checked bytes, if it fits model.json."""
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    name = metadata["model_file"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            pipeline = safe_pickle.load(content, own_modules=metadata["modules"])
+    except safe_pickle.RefusedGlobal as err:
+        raise ModelError(f"{name}: {err}") from None
+    except InconsistentVersionWarning as warning:
+        raise ModelError(f"{name}: {warning}".replace("\n", " ")) from None
+    except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
+        raise ModelError(f"{name}: failed to load ({type(err).__name__}: {err})") from None
+    if not hasattr(pipeline, "predict"):
+        raise ModelError(f"{name}: holds a {type(pipeline).__name__}, which has no predict")
+    n_features = getattr(pipeline, "n_features_in_", None)  # a pipeline of one's own steps may not say
+    if n_features is not None and n_features != len(metadata["fields"]):
+        raise ModelError(f"{name}: expects {n_features} features, {METADATA_FILE} lists {len(metadata['fields'])} fields")
+    check_classes(name, as_list(getattr(pipeline, "classes_", [])), metadata)
+    return pipeline
+
+
+def load_model(folder, expected_sha256=None) -> Model:
+    """model.json and model.pkl, read and found to hold together, or ModelError. A bundle served as
+    data doesn't import scikit-learn. `expected_sha256` (MODEL_SHA256) is the SHA-256 model.pkl
+    must have as well as model.json's."""
+    metadata = read_metadata(folder)
+    content = read_pickle(metadata, folder, expected_sha256)
+    check_versions(metadata)
+    if metadata["input"] == "dataframe" and importlib.util.find_spec("pandas") is None:
+        raise ModelError(f"{METADATA_FILE}: this pipeline takes a pandas DataFrame, and pandas is not installed; "
+                         "pin it in requirements.txt (make package does)")
+    if metadata["served_as"] == "data":
+        return Model(metadata, scorer=read_as_data(content, metadata))
+    model = Model(metadata, pipeline=unpickle(content, metadata))
+    model.predict([model.schema.row(metadata["example"])[0]])  # it must answer its own example
+    return model

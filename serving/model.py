@@ -1,0 +1,80 @@
+"""The model that answers: model.json's fields and classes, and what scores checked rows (a
+scorer computed with numpy from model.pkl read as data, or else the unpickled pipeline itself)."""
+
+import warnings
+
+import numpy as np
+
+from serving.fields import InputError, Schema, path, writable
+
+# A pipeline fitted on a pandas DataFrame warns each time it is given an array of the same columns
+# (as serving gives it where make package found the answers the same): the warning would fill the log.
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
+
+SCORING_ERRORS = (ValueError, TypeError, ArithmeticError)
+
+
+class Model:
+    """model.json, and what scores rows: its scorer, or else the pipeline itself."""
+
+    def __init__(self, metadata: dict, scorer=None, pipeline=None):
+        self.metadata = metadata
+        self.schema = Schema(metadata["fields"])
+        self.features = self.schema.names
+        self.task = metadata["task"]
+        self.version = metadata["model_sha256"][:12]  # the model's version, as the Open Inference Protocol asks
+        self.classes = metadata.get("classes", [])
+        self.class_names = metadata.get("class_names", [])
+        self.class_name = dict(zip(self.classes, self.class_names))
+        self.scorer = scorer  # an AffineSoftmax, or None
+        self.pipeline = pipeline  # the unpickled pipeline, where there is no scorer
+
+    @property
+    def gives_probabilities(self) -> bool:
+        return self.scorer is not None or (self.task == "classification" and hasattr(self.pipeline, "predict_proba"))
+
+    def predict(self, rows: list, where=lambda i: "") -> tuple:
+        """The model's answers for checked rows: the labels its predict gives (the values, for a
+        regression) and, for a classifier that gives them, the class probabilities, as lists. A row
+        the pipeline itself refuses is an InputError at `where(i)`, naming the field to blame."""
+        if not rows:  # a BigQuery call whose every row holds a NULL
+            return [], [] if self.gives_probabilities else None
+        if self.scorer is not None:
+            probabilities = self.scorer.predict_proba(np.asarray(rows, dtype=np.float64))
+            return [self.classes[i] for i in probabilities.argmax(axis=1).tolist()], probabilities.tolist()
+        try:
+            return self.pipeline_answers(rows)
+        except SCORING_ERRORS as err:
+            raise self.refusal(rows, where, err) from None
+
+    def pipeline_answers(self, rows):
+        X = self.schema.pipeline_input(rows, self.metadata["input"])
+        labels = np.asarray(self.pipeline.predict(X))
+        probabilities = self.pipeline.predict_proba(X) if self.gives_probabilities else None
+        if self.task == "regression" and not np.isfinite(labels.astype(np.float64)).all():
+            raise ValueError("the model's answer is not a finite number")
+        if probabilities is not None and not np.isfinite(probabilities).all():
+            raise ValueError("the model's probabilities are not finite numbers")
+        return labels.tolist(), None if probabilities is None else probabilities.tolist()
+
+    def scores(self, row):
+        try:
+            self.pipeline_answers([row])
+            return None
+        except SCORING_ERRORS as err:
+            return err
+
+    def refusal(self, rows, where, error):
+        """The first row the pipeline refuses on its own, and in it the field whose value, once
+        replaced by the example's, lets it be scored. Only run when a request has failed."""
+        example = self.schema.row(self.metadata["example"])[0]
+        for i, row in enumerate(rows):
+            err = self.scores(row)
+            if err is None:
+                continue
+            reason = writable(" ".join(str(err).split()))[:300]
+            for j, field in enumerate(self.schema.fields):
+                if self.scores(row[:j] + [example[j]] + row[j + 1:]) is None:
+                    return InputError(f"{field.name}: the model can't score this value ({reason})", path(where(i), field.name))
+            return InputError(f"the model can't score this row ({reason})", where(i) or None)
+        raise error  # every row scores alone: the failure is not the rows'
