@@ -84,7 +84,7 @@ wheels: ## which Cloud Functions runtimes have wheels for every pin
 bench: install wrk ## speed, cold start and memory against their floors, then on each tier (about 50 minutes)
 	$(BIN)/python bench/bench.py; full_cores=$$?; $(BIN)/python bench/tiers.py && exit $$full_cores
 
-bench-tiers: install ## the tiers part of make bench alone: Cloud Functions' CPU and memory (cgroups; about 45 minutes)
+bench-tiers: install ## the tiers part of make bench alone: each kind of model as data, beside scikit-learn, on 128 and 256 MiB (cgroups; about 30 minutes)
 	$(BIN)/python bench/tiers.py
 
 bench-compare: install wrk ## main.py at COMMITS="..." beside today's and the floors: which commit moved a ratio

@@ -25,9 +25,9 @@ import numpy as np
 
 from bundling.fields import DataError, column_type, fields_of, model_name, python_values
 from bundling.probe import NEVER_SEEN, Probe, first_failure, input_kind
-from bundling.writer import write_bundle
+from bundling.writer import served_as, write_bundle
 from serving import safe_pickle
-from serving.affine_softmax import as_list
+from serving.bundle import as_list
 
 HERE = Path(__file__).resolve().parent
 
@@ -237,10 +237,12 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
         ignore = out / ".gcloudignore"
         if ignore.is_file() and f"!{Path(module).name}" not in ignore.read_text().split():
             ignore.write_text(ignore.read_text() + f"!{Path(module).name}\n")
-    if kind == "dataframe":
-        pinned = "now pins it" if (out / "requirements.txt").is_file() else "must pin it"
-        notes.append(f"the pipeline takes a pandas DataFrame: serving imports pandas, and requirements.txt {pinned}")
-    return write_bundle(pipeline, description, out), notes
+    metadata = write_bundle(pipeline, description, out, rows)
+    if metadata["served_as"] == "pipeline":
+        pinned = "now pins them" if (out / "requirements.txt").is_file() else "must pin them"
+        needs = "scikit-learn, scipy, joblib" + (" and pandas (it takes a DataFrame)" if kind == "dataframe" else "")
+        notes.append(f"serving unpickles it, with {needs}: requirements.txt {pinned}")
+    return metadata, notes
 
 
 def main(argv=None):
@@ -268,7 +270,7 @@ def main(argv=None):
         lines.append(f"classes: {', '.join(map(str, metadata['classes']))} ({', '.join(metadata['class_names'])})")
     lines += [f"on the sample: {', '.join(f'{k} {v}' for k, v in metadata['metrics'].items())}"] if metadata["metrics"] else []
     lines += [f"note: {note}" for note in notes]
-    lines.append("answers at once, from its linear form" if metadata["served_as"] == "data" else "answers through the pipeline itself")
+    lines.append(served_as(metadata))
     print("\n".join(lines))
     return 0
 

@@ -33,8 +33,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from bundling.fields import DataError, column_type, fields_of, model_name, python_values
-from bundling.writer import write_bundle
-from serving.affine_softmax import as_list
+from bundling.writer import served_as, write_bundle
+from serving.bundle import as_list
 from serving.fields import Schema
 
 HERE = Path(__file__).resolve().parent
@@ -211,7 +211,7 @@ def train(data, out_dir, task=None):
         classes = as_list(pipeline.classes_)
         description["classes"] = classes
         description["class_names"] = data["class_names"] or [str(label) for label in classes]
-    return write_bundle(pipeline, description, out_dir), why
+    return write_bundle(pipeline, description, out_dir, data["values"]), why
 
 
 def summary(metadata, why, notes, out):
@@ -228,6 +228,7 @@ def summary(metadata, why, notes, out):
         lines.append(f"{CV_FOLDS}-fold cross-validated R² {m['cv_r2']:.4f}, mean absolute error {m['cv_mae']:.4g} "
                      f"(always guessing the mean: R² {m['baseline_cv_r2']:.4f}, mean absolute error {m['baseline_cv_mae']:.4g})")
     lines += [f"note: {note}" for note in notes]
+    lines.append(served_as(metadata))
     folder = Path(out).resolve()
     shown = folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
     lines.append(f"wrote {shown / 'model.pkl'} and {shown / 'model.json'}")

@@ -19,14 +19,15 @@ import numpy as np
 import scipy
 import sklearn
 
-from serving.affine_softmax import affine_softmax
+from bundling.proof import NotProven, prove
 from serving.bundle import check_metadata
 
 
-def write_bundle(pipeline, description, out_dir):
+def write_bundle(pipeline, description, out_dir, sample_rows):
     """Pickle `pipeline` into out_dir/model.pkl and write out_dir/model.json from `description`
     (what the caller knows: name, task, data, fields, input, classes, class_names, pipeline,
-    metrics, example, modules). Returns the metadata written."""
+    metrics, example, modules), served as data if it is proven on `sample_rows` (and rows made
+    from the fields) to answer so as scikit-learn does. Returns the metadata written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as staging:
@@ -48,9 +49,13 @@ def write_bundle(pipeline, description, out_dir):
                 "joblib": joblib.__version__,
             },
         }
-        # Served as data (without scikit-learn) only where the numpy scorer gives the pipeline's own answers.
-        scorer = affine_softmax(pipeline)
-        metadata["served_as"] = "data" if scorer is not None and agrees(scorer, pipeline) else "pipeline"
+        # Served as data (without scikit-learn) only where its numpy form gives the pipeline's own answers.
+        try:
+            metadata["proof"] = prove(pickle_path.read_bytes(), pipeline, metadata, sample_rows)
+            metadata["served_as"] = "data"
+        except NotProven as why:
+            metadata["proof"] = {"not_served_as_data": str(why)}
+            metadata["served_as"] = "pipeline"
         # What a serving instance checks first, checked here before anything is replaced.
         check_metadata(metadata, out_dir)
         json_path = Path(staging) / "model.json"
@@ -58,35 +63,36 @@ def write_bundle(pipeline, description, out_dir):
         os.replace(pickle_path, out_dir / "model.pkl")
         os.replace(json_path, out_dir / "model.json")
     if (out_dir / "requirements.txt").is_file():
-        pin_pandas(out_dir / "requirements.txt", metadata["input"] == "dataframe")
+        pin_libraries(out_dir / "requirements.txt", metadata)
     return metadata
 
 
-def agrees(scorer, pipeline, count=512):
-    """Whether the scorer gives the pipeline's classes, and its probabilities within 1e-9, on
-    points spread well beyond the training data."""
-    scaler = pipeline.steps[0][1]
-    mean = scaler.mean_ if scaler.mean_ is not None else 0.0  # None: StandardScaler(with_mean=False, with_std=False)
-    scale = scaler.scale_ if scaler.scale_ is not None else 1.0
-    probe = mean + scale * np.random.default_rng(0).normal(scale=3.0, size=(count, scaler.n_features_in_))
-    fast, exact = scorer.predict_proba(probe), pipeline.predict_proba(probe)
-    return (np.allclose(fast, exact, rtol=0, atol=1e-9)
-            and np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(probe)))
+def served_as(metadata):
+    """The line train.py and package.py print about how the bundle is served."""
+    proof = metadata["proof"]
+    if metadata["served_as"] == "data":
+        return (f"served as data, without scikit-learn: its answers proven on {proof['rows']:,} rows to be "
+                f"scikit-learn {metadata['versions']['scikit-learn']}'s ({proof['floats']})")
+    return f"served through scikit-learn, which requirements.txt pins: {proof['not_served_as_data']}"
 
 
-PANDAS_NOTE = "# model.pkl's pipeline takes a pandas DataFrame (this pin and note are the bundle writer's)"
+PINS_NOTE = "# model.pkl is unpickled by scikit-learn at run time (these pins and this note are the bundle writer's)"
 
 
-def pin_pandas(requirements, needed):
-    """requirements.txt pins pandas (the version installed here) exactly when the model needs it:
-    deployed, it costs a model that doesn't a cold start's import and its memory."""
+def pin_libraries(requirements, metadata):
+    """requirements.txt pins scikit-learn, scipy and joblib (and pandas, for a pipeline that takes a
+    DataFrame), the versions installed here, exactly when the function unpickles model.pkl: a bundle
+    served as data needs none of them, and deployed, each costs a cold start its import and memory."""
     lines = requirements.read_text().splitlines()
-    if PANDAS_NOTE in lines:
-        at = lines.index(PANDAS_NOTE)
-        del lines[at:at + 2]
-    if needed:
+    if PINS_NOTE in lines:
+        at = lines.index(PINS_NOTE)
+        end = next((i for i in range(at + 1, len(lines)) if not lines[i] or lines[i].startswith("#")), len(lines))
+        del lines[at:end]
+    if metadata["served_as"] == "pipeline":
         from importlib.metadata import version
 
-        lines += [PANDAS_NOTE, f"pandas=={version('pandas')}"]
-    requirements.write_text("\n".join(lines) + "\n")
-
+        needed = ["scikit-learn", "scipy", "joblib"] + (["pandas"] if metadata["input"] == "dataframe" else [])
+        lines += [PINS_NOTE, *(f"{package}=={version(package)}" for package in needed)]
+    text = "\n".join(lines) + "\n"
+    if text != requirements.read_text():  # unchanged, it keeps its time: make reinstalls nothing
+        requirements.write_text(text)

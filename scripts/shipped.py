@@ -4,7 +4,8 @@
     python scripts/shipped.py --zip archive.zip  archive.zip made of them, each at its path
 
 .gcloudignore ignores everything (`*`), then lets through each `!name` (a file) and each
-`!folder/` with `!folder/**` (a folder, shipped whole); `**/__pycache__/` stays out. Only that
+`!folder/` with `!folder/**` (a folder, shipped whole); `**/__pycache__/` stays out, wherever
+that line stands (make package appends a model's own modules after it). Only that
 much of gcloud's syntax is used, and only that much is read here: anything else is an error.
 Standard library only: it runs under any Python, outside the project's virtual environments.
 """
@@ -22,10 +23,12 @@ def shipped_files(root="."):
     root = Path(root)
     lines = [line.strip() for line in (root / LIST).read_text().splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
-    if lines[:1] != ["*"] or lines[-1:] != [NEVER]:
-        raise ValueError(f"{LIST} must open with * and end with {NEVER}")
+    if lines[:1] != ["*"] or NEVER not in lines:
+        raise ValueError(f"{LIST} must open with * and hold {NEVER}")
     files = []
-    for line in lines[1:-1]:
+    for line in lines[1:]:
+        if line == NEVER:
+            continue
         if not line.startswith("!"):
             raise ValueError(f"{LIST}: {line!r} is not a !name line")
         name = line[1:]

@@ -11,11 +11,12 @@ serving needs to know about it). `load_model(folder)` checks, before the first a
 
 Anything wrong raises ModelError, one line naming the file (or setting) and the cause.
 
-A bundle whose model.json says `served_as: data` is read as data: model.pkl's numbers, read with
-stand-ins, are turned into a scorer computed with numpy, and scikit-learn is never imported (a
-second of a small instance's CPU, and 100 MiB). The bundle writer proved, with scikit-learn, that
-this scorer gives the pipeline's answers before it wrote `data` there. Any other bundle is
-unpickled through safe_pickle, which runs no one's code, and answers through its own predict.
+A bundle whose model.json says `served_as: data` is read as data: model.pkl's records (each
+object's class and state, nothing run) are checked and built into steps computed with numpy
+(serving/records.py, serving/scorers/), and scikit-learn is never imported (seconds of a small
+instance's CPU, and 100 MiB). The bundle writer proved, with scikit-learn, that these steps give
+the pipeline's answers before it wrote `data` there. Any other bundle is unpickled through
+safe_pickle, and answers through its own predict.
 """
 
 import hashlib
@@ -29,8 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving import safe_pickle
-from serving.affine_softmax import CLASSIFIER, PIPELINE, SCALER, affine_softmax, as_list
+from serving import records, scorers
 from serving.model import Model
 
 METADATA_FILE = "model.json"
@@ -95,7 +95,6 @@ def check_fields(fields, problem):
             raise problem(f"field {other['name']!r} is also the column of field {field['name']!r}")
 
 
-# Each key model.json holds, with how to check it; `None` for a key that may be absent.
 def check_metadata(metadata, folder):
     """model.json's content as a whole; ModelError naming the first problem."""
 
@@ -105,7 +104,7 @@ def check_metadata(metadata, folder):
     if not isinstance(metadata, dict):
         raise problem("not a JSON object")
     known = {"name", "task", "model_file", "model_sha256", "trained_at", "data", "fields", "input", "classes",
-             "class_names", "pipeline", "metrics", "example", "versions", "modules", "served_as"}
+             "class_names", "pipeline", "metrics", "example", "versions", "modules", "served_as", "proof"}
     unknown = set(metadata) - known
     if unknown:
         raise problem(f"unknown keys: {', '.join(sorted(unknown))}")
@@ -137,6 +136,12 @@ def check_metadata(metadata, folder):
     for module in metadata["modules"]:
         if type(module) is not str or not module.isidentifier() or not (Path(folder) / f"{module}.py").is_file():
             raise problem(f"modules lists {module!r}, which is not a module file in the bundle")
+    if not isinstance(metadata.get("proof", {}), dict):
+        raise problem("proof must be an object")
+    check_classes_and_example(metadata, problem)
+
+
+def check_classes_and_example(metadata, problem):
     if metadata["task"] == "classification":
         classes, names = metadata.get("classes"), metadata.get("class_names")
         if not isinstance(classes, list) or len(classes) < 2 or len({type(c) for c in classes}) != 1 \
@@ -180,10 +185,12 @@ def installed_version(package):
 
 
 def check_versions(metadata):
+    """numpy of the major version that made the pickle; and, for a pipeline unpickled, the very
+    scikit-learn that made it (one served as data was proven against it, which is not installed)."""
     made_with, name = metadata["versions"], metadata["model_file"]
     sklearn_version = installed_version("scikit-learn")
-    if made_with["scikit-learn"] != sklearn_version:
-        raise version_refusal(name, "scikit-learn", made_with["scikit-learn"], sklearn_version)
+    if metadata["served_as"] == "pipeline" and made_with["scikit-learn"] != sklearn_version:
+        raise version_refusal(name, "scikit-learn", made_with["scikit-learn"], sklearn_version or "none")
     if made_with["numpy"].split(".")[0] != np.__version__.split(".")[0]:
         raise version_refusal(name, "numpy", made_with["numpy"], np.__version__)
 
@@ -208,6 +215,11 @@ def read_pickle(metadata, folder, expected_sha256=None):
     return content
 
 
+def as_list(values):
+    """An array's values as JSON's: numpy's integers and strings as Python's."""
+    return [value.item() if hasattr(value, "item") else value for value in values]
+
+
 def version_refusal(name, package, made_with, installed):
     return ModelError(f"{name}: made with {package} {made_with}, but {package} {installed} is installed; "
                       "install the version it was made with, or retrain")
@@ -221,40 +233,37 @@ def check_classes(name, classes, metadata):
 
 
 def read_as_data(content, metadata):
-    """The scorer in model.pkl's checked bytes, read without scikit-learn: the pickle read with
-    StandIns (a millisecond, where importing scikit-learn to unpickle it takes a second and
-    100 MiB), its linear form computed. Called after check_versions."""
+    """The pipeline in model.pkl's checked bytes, read as data and built into numpy steps, each of
+    its records checked (serving/scorers); no method of any library runs on the pickle's state."""
     name = metadata["model_file"]
     try:
-        pipeline = safe_pickle.read_parameters(content, (PIPELINE, SCALER, CLASSIFIER))
-    except safe_pickle.RefusedGlobal as err:
+        record = records.read(content, scorers.kinds())
+        predictor = scorers.build(record)
+    except records.RecordError as err:
         raise ModelError(f"{name}: {err}") from None
-    except safe_pickle.NoStandIn as err:
-        raise ModelError(f"{name}: {err}, but {METADATA_FILE} says it is served as data, which only a StandardScaler + "
-                         "LogisticRegression pipeline is; write both again with train.py or make package") from None
-    except Exception as err:  # a pickle can fail in many ways; all mean "can't serve"
-        raise ModelError(f"{name}: failed to load ({type(err).__name__}: {err})") from None
-    try:
-        scorer = affine_softmax(pipeline)
-        objects = [pipeline, *(step for _, step in pipeline.steps)]
-        made_with = {getattr(obj, "_sklearn_version", None) for obj in objects}
-    except Exception:  # attributes missing or of other types than scikit-learn's own
-        scorer = None
-    if scorer is None or len(scorer.weights) != len(metadata["fields"]):
-        raise ModelError(f"{name}: is not a StandardScaler + LogisticRegression pipeline of the fields {METADATA_FILE} "
-                         "lists, which it says is served as data; write both again with train.py or make package")
-    if any(field["type"] != "number" or field["nullable"] for field in metadata["fields"]):
-        raise ModelError(f"{METADATA_FILE}: a bundle served as data needs every field to be a number that may not be null")
-    installed = metadata["versions"]["scikit-learn"]  # check_versions found it to be the one installed
-    if made_with != {installed}:
-        raise version_refusal(name, "scikit-learn", " and ".join(sorted(map(str, made_with - {installed}))), installed)
-    check_classes(name, scorer.classes, metadata)
-    return scorer
+    proven = metadata["versions"]["scikit-learn"]
+    made_with = sklearn_versions(record) - {proven}
+    if made_with:  # the numpy steps were proven against `proven`'s scikit-learn, and compute what it computes
+        raise ModelError(f"{name}: made with scikit-learn {' and '.join(sorted(made_with))}, but {METADATA_FILE} says it "
+                         f"was proven against scikit-learn {proven}; package it again")
+    if predictor.n_features_in != len(metadata["fields"]):
+        raise ModelError(f"{name}: expects {predictor.n_features_in} features, {METADATA_FILE} lists "
+                         f"{len(metadata['fields'])} fields")
+    check_classes(name, as_list(getattr(predictor, "classes", [])), metadata)
+    return predictor
+
+
+def sklearn_versions(record):
+    """The scikit-learn versions that pickled each estimator in a record and those nested in it."""
+    return {str(each.state["_sklearn_version"]) for each in records.walk(record)
+            if isinstance(each.state, dict) and "_sklearn_version" in each.state}
 
 
 def unpickle(content, metadata):
     """The pipeline in model.pkl's checked bytes, if it fits model.json."""
     from sklearn.exceptions import InconsistentVersionWarning
+
+    from serving import safe_pickle  # joblib's unpickler, which a bundle served as data never needs
 
     name = metadata["model_file"]
     try:
@@ -278,16 +287,17 @@ def unpickle(content, metadata):
 
 def load_model(folder, expected_sha256=None) -> Model:
     """model.json and model.pkl, read and found to hold together, or ModelError. A bundle served as
-    data doesn't import scikit-learn. `expected_sha256` (MODEL_SHA256) is the SHA-256 model.pkl
-    must have as well as model.json's."""
+    data imports none of scikit-learn, scipy, pandas or joblib. `expected_sha256` (MODEL_SHA256) is
+    the SHA-256 model.pkl must have as well as model.json's."""
     metadata = read_metadata(folder)
     content = read_pickle(metadata, folder, expected_sha256)
     check_versions(metadata)
-    if metadata["input"] == "dataframe" and importlib.util.find_spec("pandas") is None:
-        raise ModelError(f"{METADATA_FILE}: this pipeline takes a pandas DataFrame, and pandas is not installed; "
-                         "pin it in requirements.txt (make package does)")
     if metadata["served_as"] == "data":
-        return Model(metadata, scorer=read_as_data(content, metadata))
-    model = Model(metadata, pipeline=unpickle(content, metadata))
+        model = Model(metadata, read_as_data(content, metadata), "array")
+    else:
+        if metadata["input"] == "dataframe" and importlib.util.find_spec("pandas") is None:
+            raise ModelError(f"{METADATA_FILE}: this pipeline takes a pandas DataFrame, and pandas is not installed; "
+                             "pin it in requirements.txt (make package does)")
+        model = Model(metadata, unpickle(content, metadata), metadata["input"])
     model.predict([model.schema.row(metadata["example"])[0]])  # it must answer its own example
     return model

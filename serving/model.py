@@ -1,5 +1,6 @@
-"""The model that answers: model.json's fields and classes, and what scores checked rows (a
-scorer computed with numpy from model.pkl read as data, or else the unpickled pipeline itself)."""
+"""The model that answers: model.json's fields and classes, and what scores checked rows: the
+pipeline's steps computed with numpy from model.pkl read as data (serving/scorers), or else the
+pipeline itself, unpickled. Either has scikit-learn's predict, and predict_proba where it has one."""
 
 import warnings
 
@@ -15,9 +16,9 @@ SCORING_ERRORS = (ValueError, TypeError, ArithmeticError)
 
 
 class Model:
-    """model.json, and what scores rows: its scorer, or else the pipeline itself."""
+    """model.json, and the predictor that scores rows."""
 
-    def __init__(self, metadata: dict, scorer=None, pipeline=None):
+    def __init__(self, metadata: dict, predictor, input_kind: str):
         self.metadata = metadata
         self.schema = Schema(metadata["fields"])
         self.features = self.schema.names
@@ -26,12 +27,9 @@ class Model:
         self.classes = metadata.get("classes", [])
         self.class_names = metadata.get("class_names", [])
         self.class_name = dict(zip(self.classes, self.class_names))
-        self.scorer = scorer  # an AffineSoftmax, or None
-        self.pipeline = pipeline  # the unpickled pipeline, where there is no scorer
-
-    @property
-    def gives_probabilities(self) -> bool:
-        return self.scorer is not None or (self.task == "classification" and hasattr(self.pipeline, "predict_proba"))
+        self.predictor = predictor  # the pipeline read as data, or the unpickled pipeline
+        self.input_kind = input_kind  # what it takes: a numpy "array", or a pandas "dataframe"
+        self.gives_probabilities = self.task == "classification" and hasattr(predictor, "predict_proba")
 
     def predict(self, rows: list, where=lambda i: "") -> tuple:
         """The model's answers for checked rows: the labels its predict gives (the values, for a
@@ -39,18 +37,15 @@ class Model:
         the pipeline itself refuses is an InputError at `where(i)`, naming the field to blame."""
         if not rows:  # a BigQuery call whose every row holds a NULL
             return [], [] if self.gives_probabilities else None
-        if self.scorer is not None:
-            probabilities = self.scorer.predict_proba(np.asarray(rows, dtype=np.float64))
-            return [self.classes[i] for i in probabilities.argmax(axis=1).tolist()], probabilities.tolist()
         try:
-            return self.pipeline_answers(rows)
+            return self.answers(rows)
         except SCORING_ERRORS as err:
             raise self.refusal(rows, where, err) from None
 
-    def pipeline_answers(self, rows):
-        X = self.schema.pipeline_input(rows, self.metadata["input"])
-        labels = np.asarray(self.pipeline.predict(X))
-        probabilities = self.pipeline.predict_proba(X) if self.gives_probabilities else None
+    def answers(self, rows):
+        X = self.schema.pipeline_input(rows, self.input_kind)
+        labels = np.asarray(self.predictor.predict(X))
+        probabilities = self.predictor.predict_proba(X) if self.gives_probabilities else None
         if self.task == "regression" and not np.isfinite(labels.astype(np.float64)).all():
             raise ValueError("the model's answer is not a finite number")
         if probabilities is not None and not np.isfinite(probabilities).all():
@@ -58,8 +53,9 @@ class Model:
         return labels.tolist(), None if probabilities is None else probabilities.tolist()
 
     def scores(self, row):
+        """None if the row alone is scored, else why not."""
         try:
-            self.pipeline_answers([row])
+            self.answers([row])
             return None
         except SCORING_ERRORS as err:
             return err

@@ -17,9 +17,8 @@ Nothing else: not os, subprocess, builtins.eval or builtins.getattr, not numpy.l
 numpy.memmap (which touch files), not a class another package defines and scikit-learn merely
 imports. joblib reads the arrays inside a pickle through the same lookup.
 
-`read_parameters` reads a pickle of a few known scikit-learn classes without scikit-learn itself
-(importing it takes a second and 100 MiB): each object comes back as a StandIn that holds the
-attributes it was pickled with, and can do nothing else.
+A pipeline served as data never comes here: serving/records.py reads its pickle without
+unpickling anything. This is the path of a pipeline whose steps are not all read as data.
 """
 
 import builtins
@@ -30,6 +29,8 @@ import pickle
 from joblib.numpy_pickle import NumpyUnpickler
 
 SKLEARN_FUNCTIONS = {
+    # HistGradientBoosting with categorical features keeps FunctionTransformer(partial(check_array, ...)).
+    "sklearn.utils.validation": {"check_array"},
     "sklearn.feature_selection._univariate_selection": {"chi2", "f_classif", "f_oneway", "f_regression", "r_regression"},
     "sklearn.feature_selection._mutual_info": {"mutual_info_classif", "mutual_info_regression"},
 }
@@ -43,7 +44,7 @@ NUMPY_NAMES = {
     "numpy.ma.core": {"_mareconstruct", "MaskedArray"},
 }
 BUILTINS = {"slice", "set", "frozenset", "complex", "bytearray", "range"}
-ALLOWED_ELSEWHERE = {("copyreg", "_reconstructor"), ("collections", "OrderedDict"),
+ALLOWED_ELSEWHERE = {("copyreg", "_reconstructor"), ("collections", "OrderedDict"), ("functools", "partial"),
                      ("joblib.numpy_pickle", "NumpyArrayWrapper")}
 
 
@@ -102,42 +103,6 @@ class SafeUnpickler(NumpyUnpickler):
 
     def find_class(self, module, name):
         return allowed(module, name, self.own_modules)
-
-
-class StandIn:
-    """An object unpickled without its class: the attributes it was pickled with, and nothing
-    else. Its type has the module and name of the class it stands in for."""
-
-
-class NoStandIn(pickle.UnpicklingError):
-    """The pickle holds a scikit-learn object that `read_parameters` was not asked to read."""
-
-    def __init__(self, module, name):
-        super().__init__(f"it holds a {module}.{name}")
-
-
-class StandInUnpickler(SafeUnpickler):
-    """SafeUnpickler, but the scikit-learn classes in `stand_ins` ("module.Name") are StandIn
-    types, and any other scikit-learn class is refused with NoStandIn."""
-
-    def __init__(self, content, stand_ins):
-        super().__init__(content)
-        self.stand_ins = {path: type(path.rpartition(".")[2], (StandIn,), {"__module__": path.rpartition(".")[0]})
-                          for path in stand_ins}
-
-    def find_class(self, module, name):
-        if within(module, "sklearn"):
-            if f"{module}.{name}" not in self.stand_ins:
-                raise NoStandIn(module, name)
-            return self.stand_ins[f"{module}.{name}"]
-        return super().find_class(module, name)
-
-
-def read_parameters(content, stand_ins):
-    """The object pickled in `content`, made of StandIns of the `stand_ins` classes; NoStandIn
-    if it holds another scikit-learn class, RefusedGlobal or another error as `load` raises."""
-    check_protocol(content)
-    return StandInUnpickler(content, stand_ins).load()
 
 
 def check_protocol(content):

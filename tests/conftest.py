@@ -10,6 +10,9 @@ import orjson
 import pytest
 from sklearn.datasets import load_iris
 
+from serving import records
+from serving.scorers import build, kinds
+
 from localserver import TUTORIAL_ROW, LocalServer, copy_function_code, free_port  # noqa: F401 (shared with the tests)
 from shipped import shipped_files
 
@@ -169,3 +172,59 @@ def rewrite(bundle, **changes):
 def served_bundle(bundle):
     copy_function_code(ROOT, bundle)
     return bundle
+
+
+# The numpy steps of serving/scorers, built from a fitted estimator as model.pkl holds it.
+
+def dumped(estimator, **kwargs):
+    """joblib.dump's bytes of a fitted estimator."""
+    import io
+
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer, **kwargs)
+    return buffer.getvalue()
+
+
+def as_record(estimator):
+    """The fitted estimator as model.pkl holds it: joblib.dump's bytes, read back as data."""
+    return records.read(dumped(estimator), kinds())
+
+
+def served(estimator):
+    """The numpy step serving builds from the estimator's record."""
+    return build(as_record(estimator))
+
+
+def refuses_too(estimator, step, X, methods):
+    """Whether scikit-learn refuses X (NaN for GradientBoosting, say): then the scorer must too."""
+    try:
+        estimator.predict(X)
+    except ValueError:
+        for method in methods:
+            with pytest.raises(ValueError):
+                getattr(step, method)(X)
+        return True
+    return False
+
+
+def assert_scores_alike(estimator, step, X, theirs_X=None, single_rows_as_scikit_learn=True, single_rows=6):
+    """predict and predict_proba equal to scikit-learn's (given theirs_X, a DataFrame say, where it
+    differs), and a few rows alone equal to their rows of the batch, and to scikit-learn's alone."""
+    theirs_X = X if theirs_X is None else theirs_X
+    methods = ["predict", "predict_proba"] if hasattr(estimator, "predict_proba") else ["predict"]
+    if refuses_too(estimator, step, X, methods):
+        return
+    for method in methods:
+        ours, theirs = getattr(step, method)(X), getattr(estimator, method)(theirs_X)
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), method
+        for row in np.linspace(0, X.shape[0] - 1, single_rows).astype(int):
+            alone = getattr(step, method)(X[row:row + 1])
+            assert np.array_equal(alone, ours[row:row + 1]), (method, row)
+            if single_rows_as_scikit_learn:
+                theirs_alone = getattr(estimator, method)(theirs_X[row:row + 1])
+                assert np.array_equal(alone, theirs_alone), (method, row)
+    assert step.n_features_in == estimator.n_features_in_
+    if hasattr(estimator, "classes_"):
+        assert np.array_equal(step.classes, estimator.classes_)

@@ -45,7 +45,7 @@ def test_every_iris_row_gets_what_the_pipeline_gives(client, iris, pipeline, met
         assert answer["predicted_class"] == expected_class
         assert answer["class_name"] == metadata["class_names"][expected_class]
         assert np.allclose(list(answer["probabilities"].values()), expected_probability, rtol=0, atol=1e-12)
-        # and, read back from the answer's text, the very floats the scorer computed
+        # and, read back from the answer's text, the very floats the model computed
         assert list(answer["probabilities"].values()) == main.MODEL.predict([row.tolist()])[1][0]
 
 

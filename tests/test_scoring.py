@@ -1,22 +1,29 @@
-"""The fast scorer agrees with scikit-learn's own predict_proba, or is not used."""
+"""A bundle served as data answers as scikit-learn does, or is served through scikit-learn."""
 
-import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+import requests
+from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import train
-from bundling import writer
-from serving import affine_softmax as linear
-from serving import safe_pickle
-from serving.affine_softmax import affine_softmax
+from bundling import proof
 from serving.bundle import load_model
+from serving.scorers import compose, linear
+
+from conftest import ROOT, Server, copy_function_code, run_train
+
+# Where a step sums products (a linear model's decision), scikit-learn leaves the order to BLAS.
+LINEAR = {"rtol": 1e-12, "atol": 1e-15}
 
 
 def random_points(X, count, seed):
@@ -26,48 +33,30 @@ def random_points(X, count, seed):
     return rng.uniform(low - span, high + span, size=(count, X.shape[1]))
 
 
-def assert_agrees(scorer, pipeline, X):
-    fast, exact = scorer.predict_proba(X), pipeline.predict_proba(X)
-    assert np.allclose(fast, exact, rtol=0, atol=1e-12)
-    assert np.array_equal(pipeline.classes_[fast.argmax(axis=1)], pipeline.predict(X))
-
-
-def test_served_model_uses_the_fast_scorer(app):
+def test_the_served_model_is_read_as_data(app):
     import main
 
-    assert main.MODEL.scorer is not None
+    assert main.MODEL.metadata["served_as"] == "data"
+    assert isinstance(main.MODEL.predictor, compose.PipelineStep)
 
 
-def test_fast_scorer_on_the_iris_rows_and_random_points(pipeline, iris):
-    scorer = affine_softmax(pipeline)
-    assert_agrees(scorer, pipeline, iris.data)
-    assert_agrees(scorer, pipeline, random_points(iris.data, 20_000, seed=1))
+def test_iris_rows_and_random_points_get_scikit_learn_s_answers(app, pipeline, iris):
+    import main
+
+    X = np.vstack([iris.data, random_points(iris.data, 20_000, seed=1)])
+    labels, probabilities = main.MODEL.predict(X.tolist())
+    assert labels == pipeline.predict(X).tolist()
+    assert np.allclose(probabilities, pipeline.predict_proba(X), **LINEAR)
 
 
-def test_a_row_scores_the_same_alone_or_in_a_batch(pipeline, iris):
-    scorer = affine_softmax(pipeline)
-    together = scorer.predict_proba(iris.data)
-    for i, row in enumerate(iris.data):
-        assert np.array_equal(scorer.predict_proba(row[np.newaxis, :]), together[i:i + 1])
+def test_a_row_gets_the_same_floats_alone_or_in_a_batch_of_any_size(app, iris):
+    import main
 
-
-@pytest.mark.parametrize("features, classes", [(13, 3), (30, 2), (64, 40)])
-def test_a_row_scores_the_same_alone_or_in_a_batch_of_any_width_and_size(features, classes):
-    """Bit for bit, for wide models too, and across the blocks a large batch is scored in."""
-    rng = np.random.default_rng(features)
-    scorer = linear.AffineSoftmax(rng.normal(size=(features, classes)) * 3, rng.normal(size=classes), list(range(classes)))
-    rows = rng.normal(size=(2 * 2**20 // (features * classes) + 7, features)) * 10 ** rng.uniform(-2, 2, size=features)
-    together = scorer.predict_proba(rows)
-    for i in rng.choice(len(rows), 60, replace=False):
-        assert np.array_equal(scorer.predict_proba(rows[i:i + 1]), together[i:i + 1])
-    assert np.allclose(together.sum(axis=1), 1, rtol=0, atol=1e-12)
-
-
-@pytest.mark.parametrize("load", [load_wine, load_breast_cancer], ids=["wine, 3 classes", "breast cancer, binary"])
-def test_fast_scorer_on_other_data(load):
-    X, y = load(return_X_y=True)
-    pipeline = Pipeline([("scaler", StandardScaler()), ("model", LogisticRegression(max_iter=1000))]).fit(X, y)
-    assert_agrees(affine_softmax(pipeline), pipeline, np.vstack([X, random_points(X, 5_000, seed=2)]))
+    rows = random_points(iris.data, 3_000, seed=2).tolist()
+    _, together = main.MODEL.predict(rows)
+    for i in np.random.default_rng(3).choice(len(rows), 60, replace=False):
+        assert main.MODEL.predict([rows[i]])[1] == [together[i]]
+        assert main.MODEL.predict(rows[i:i + 7])[1] == together[i:i + 7]
 
 
 def train_bundle(folder, monkeypatch, make_pipeline=None):
@@ -78,68 +67,63 @@ def train_bundle(folder, monkeypatch, make_pipeline=None):
     return json.loads((folder / "model.json").read_text())
 
 
-def test_unrecognised_pipeline_falls_back_to_predict_proba(iris, tmp_path, monkeypatch):
-    metadata = train_bundle(
-        tmp_path, monkeypatch, lambda: Pipeline([("scaler", MinMaxScaler()), ("model", LogisticRegression())])
-    )
+def test_a_pipeline_not_read_as_data_is_served_through_scikit_learn_saying_why(iris, tmp_path, monkeypatch):
+    metadata = train_bundle(tmp_path, monkeypatch, lambda: make_pipeline(StandardScaler(), KNeighborsClassifier()))
     assert metadata["served_as"] == "pipeline"
+    assert metadata["proof"] == {
+        "not_served_as_data": "it asks for sklearn.neighbors._classification.KNeighborsClassifier, which is not read as data"}
     model = load_model(tmp_path)
-    assert model.scorer is None
-    pipeline = joblib.load(tmp_path / "model.pkl")
+    fitted = joblib.load(tmp_path / "model.pkl")
+    assert model.predictor.__class__ is Pipeline
     labels, probabilities = model.predict(iris.data.tolist())
-    assert np.array_equal(probabilities, pipeline.predict_proba(iris.data))
-    assert labels == pipeline.predict(iris.data).tolist()
+    assert np.array_equal(probabilities, fitted.predict_proba(iris.data))
+    assert labels == fitted.predict(iris.data).tolist()
 
 
-def test_train_writes_no_scorer_that_disagrees(tmp_path, monkeypatch):
-    monkeypatch.setattr(linear.AffineSoftmax, "predict_proba", lambda self, rows: np.full((len(rows), 3), 1 / 3))
-    assert train_bundle(tmp_path, monkeypatch)["served_as"] == "pipeline"
-    assert load_model(tmp_path).scorer is None
+def test_train_serves_as_data_nothing_whose_numpy_form_disagrees(tmp_path, monkeypatch):
+    monkeypatch.setattr(linear.LogisticRegressionStep, "predict_proba", lambda self, X: np.full((len(X), 3), 1 / 3))
+    metadata = train_bundle(tmp_path, monkeypatch)
+    assert metadata["served_as"] == "pipeline"
+    assert metadata["proof"]["not_served_as_data"].startswith("its numpy form gives other probabilities than scikit-learn on ")
 
 
 def test_answers_through_the_pipeline_path_match(client, iris, pipeline, monkeypatch):
     import main
 
-    monkeypatch.setattr(main.MODEL, "scorer", None)
-    monkeypatch.setattr(main.MODEL, "pipeline", pipeline)
+    monkeypatch.setattr(main.MODEL, "predictor", pipeline)
     predictions = client.post("/", json={"instances": iris.data.tolist()}).get_json()["predictions"]
     assert [p["predicted_class"] for p in predictions] == pipeline.predict(iris.data).tolist()
 
 
-def fitted(load, scaler=None, model=None, as_frame=False, labels=None):
-    data = load(as_frame=as_frame)
-    y = data.target if labels is None else np.asarray(labels)[data.target]
-    return Pipeline([("scaler", scaler or StandardScaler()), ("model", model or LogisticRegression(max_iter=5000))]).fit(data.data, y)
+@pytest.mark.parametrize("load, labels", [(load_wine, None), (load_breast_cancer, ["benign", "malignant"])],
+                         ids=["wine, 3 classes", "breast cancer, text labels"])
+def test_other_data_is_served_as_data_with_scikit_learn_s_answers(tmp_path, load, labels):
+    X, y = load(return_X_y=True)
+    y = y if labels is None else np.asarray(labels)[y]
+    fitted = Pipeline([("scaler", StandardScaler()), ("model", LogisticRegression(max_iter=5000))]).fit(X, y)
+    fields = [{"name": f"x{i}", "column": f"x{i}", "type": "number", "nullable": False,
+               "range": [float(X[:, i].min()), float(X[:, i].max())]} for i in range(X.shape[1])]
+    metadata = {"fields": fields, "input": "array"}
+    joblib.dump(fitted, tmp_path / "model.pkl")
+    found = proof.prove((tmp_path / "model.pkl").read_bytes(), fitted, metadata, X.tolist())
+    assert found == {"rows": len(X) + proof.GENERATED_ROWS, "floats": "within 1e-12 of the largest"}
 
 
-@pytest.mark.parametrize("pipeline", [
-    lambda: fitted(load_iris),
-    lambda: fitted(load_breast_cancer),
-    lambda: fitted(load_wine, StandardScaler(with_mean=False)),
-    lambda: fitted(load_wine, StandardScaler(with_std=False)),
-    lambda: fitted(load_iris, StandardScaler(with_mean=False, with_std=False)),
-    lambda: fitted(load_wine, model=LogisticRegression(fit_intercept=False, max_iter=5000)),
-    lambda: fitted(load_iris, model=LogisticRegression(C=0.05), as_frame=True),
-    lambda: fitted(load_breast_cancer, labels=["benign", "malignant"]),
-], ids=["iris", "binary", "with_mean=False", "with_std=False", "neither", "no intercept", "notebook's DataFrame",
-        "text labels"])
-@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
-def test_numbers_read_without_scikit_learn_are_scikit_learn_s(pipeline):
-    """What a serving instance computes from model.pkl's StandIns is the very scorer computed from
-    scikit-learn's own objects, and that scorer gives the pipeline's answers."""
-    pipeline = pipeline()
-    scorer = affine_softmax(pipeline)
-    content = pickle_bytes(pipeline)
-    stand_ins = safe_pickle.read_parameters(content, (linear.PIPELINE, linear.SCALER, linear.CLASSIFIER))
-    assert isinstance(stand_ins.steps[1][1], safe_pickle.StandIn)
-    from_stand_ins = affine_softmax(stand_ins)
-    assert np.array_equal(from_stand_ins.weights, scorer.weights) and np.array_equal(from_stand_ins.bias, scorer.bias)
-    X = np.asarray(pipeline.steps[0][1].mean_ if pipeline.steps[0][1].mean_ is not None else np.zeros(pipeline.n_features_in_))
-    assert_agrees(scorer, pipeline, X + np.random.default_rng(3).normal(scale=5.0, size=(2_000, X.shape[0])))
-    assert writer.agrees(scorer, pipeline)
+def test_a_worker_serving_penguins_as_data_has_loaded_no_scikit_learn_scipy_or_pandas(tmp_path):
+    """The served process itself, read from /proc: none of the compiled modules of scikit-learn,
+    scipy or pandas is mapped into the worker that answers, and in-process none is imported."""
+    import palmerpenguins
 
-
-def pickle_bytes(obj):
-    buffer = io.BytesIO()
-    joblib.dump(obj, buffer)
-    return buffer.getvalue()
+    palmerpenguins.load_penguins().to_csv(tmp_path / "penguins.csv", index=False)
+    assert run_train("--data", tmp_path / "penguins.csv", "--target", "species", "--out", tmp_path).returncode == 0
+    copy_function_code(ROOT, tmp_path)
+    with Server(tmp_path / "main.py").wait_ready() as server:
+        assert requests.post(server.url, json=json.loads((tmp_path / "model.json").read_text())["example"]).status_code == 200
+        [worker] = server.workers()
+        mapped = Path(f"/proc/{worker}/maps").read_text()
+    assert "numpy" in mapped  # what it does load
+    assert not [line for line in mapped.splitlines() if any(f"/{name}/" in line for name in ("sklearn", "scipy", "pandas"))]
+    script = ("import sys, functions_framework; functions_framework.create_app('predict', 'main.py'); "
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'pandas', 'joblib'}))")
+    imported = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"

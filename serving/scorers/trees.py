@@ -1,0 +1,298 @@
+"""Decision trees and the forests of them (RandomForest, ExtraTrees), scored as scikit-learn does.
+
+scikit-learn (sklearn/tree/_tree.pyx, Tree._apply_dense) casts X to float32, and at each node goes
+left when X[feature] <= threshold, the float32 widened to compare with the float64 threshold, or,
+for a missing value (NaN), the way the node's missing_go_to_left says. The leaf's row of `value`
+is the answer: a classifier's class fractions (this scikit-learn version stores them normalised,
+and predict_proba returns them as stored), a regressor's mean. A forest adds its trees' answers
+to zeros, in estimator order, and divides by the number of trees (ForestClassifier.predict_proba,
+ForestRegressor.predict). The same float operations in the same order give the same floats.
+
+All of a forest's trees are walked for all rows at once: their nodes side by side in one set of
+arrays, one numpy step per level of depth, a leaf pointing to itself. A row's walk never looks at
+another row, so a row gets the same floats alone as in any batch.
+
+Every array of a tree is checked when it is built: dtypes and shapes, each node's children after
+it and within the tree, no node with two parents (so every walk ends, within the tree's depth),
+features within n_features_in_, thresholds neither NaN nor -inf (+inf is scikit-learn's own, for a
+split that sends only the missing values right), leaf values finite.
+"""
+
+import numbers
+
+import numpy as np
+
+from serving.records import RecordError
+from serving.scorers import Fields, as_float_matrix, is_record
+
+TREE = "sklearn.tree._tree.Tree"
+TREES = "sklearn.tree._classes."
+FORESTS = "sklearn.ensemble._forest."
+NESTED_KINDS = {TREE}
+# A walk's working arrays hold at most about this many (row, tree) pairs at once.
+WALK_CHUNK = 1 << 18
+
+
+def is_integer(value, expected):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value == expected
+
+
+def tree_input(X, n_features, who, allow_nan=True):
+    """X as the float32 matrix scikit-learn's trees are given: check_array(dtype=float32), which refuses
+    infinity, and a float64 too large for a float32, which becomes infinity on the way."""
+    with np.errstate(over="ignore"):
+        X32 = as_float_matrix(X, n_features, who, allow_nan=allow_nan).astype(np.float32)
+    if np.isinf(X32).any():
+        raise ValueError(f"{who}: X holds a value too large for float32")
+    return X32
+
+
+def check_links(left, right, is_leaf, refuse):
+    """Refuse unless the internal nodes' children make a tree rooted at node 0: each child after its
+    parent and within the nodes, no node with two parents. Returns the tree's depth."""
+    n_nodes = left.shape[0]
+    index = np.arange(n_nodes)
+    internal = ~is_leaf
+    for side, child in (("left", left), ("right", right)):
+        for problem, bad in (("is outside its {} nodes", (child < 0) | (child >= n_nodes)),
+                             ("does not come after it", child <= index)):
+            bad &= internal
+            if bad.any():
+                node = int(np.argmax(bad))
+                raise refuse(f"node {node}'s {side} child {int(child[node])} " + problem.format(n_nodes))
+    children = np.concatenate([left[internal], right[internal]])
+    distinct, counts = np.unique(children, return_counts=True)
+    if (counts > 1).any():
+        raise refuse(f"node {int(distinct[np.argmax(counts > 1)])} has two parents")
+    depth, frontier = 0, np.zeros(1, dtype=np.intp)
+    while True:  # each node is reached once: a tree
+        frontier = frontier[internal[frontier]]
+        if frontier.size == 0:
+            return depth
+        frontier = np.concatenate([left[frontier], right[frontier]])
+        depth += 1
+
+
+def node_field(nodes, name, kinds, refuse):
+    """One field of a structured node array, refused unless its dtype is of the given kinds."""
+    if nodes.dtype.names is None or name not in nodes.dtype.names:
+        raise refuse(f"its nodes have no field {name!r}")
+    field = nodes[name]
+    if field.dtype.kind not in kinds:
+        raise refuse(f"its nodes' {name} field is {field.dtype}, not of kind {kinds!r}")
+    return field
+
+
+class TreeNodes:
+    """A fitted sklearn.tree._tree.Tree, checked, as plain arrays: the walk's left, right, feature,
+    threshold, missing_left and is_leaf, and values (n_nodes, n_values)."""
+
+    def __init__(self, record, n_features, n_values, classifier, refuse):
+        if not is_record(record) or record.kind != TREE:
+            raise refuse(f"it is a {getattr(record, 'kind', type(record).__name__)}, not a {TREE}")
+        args, state = record.args, record.state
+        if len(args) != 3 or not is_integer(args[0], n_features) or not is_integer(args[2], 1):
+            raise refuse(f"its Tree was made for other than {n_features} features and one output")
+        n_classes = args[1]  # per output
+        if not isinstance(n_classes, np.ndarray) or n_classes.dtype.kind not in "iu" or n_classes.tolist() != [
+                n_values]:
+            raise refuse(f"its Tree was made for other than {n_values} classes")
+        nodes, values = state.get("nodes"), state.get("values")
+        node_count = state.get("node_count")
+        if not isinstance(nodes, np.ndarray) or nodes.ndim != 1 or not is_integer(node_count, nodes.shape[0]) or (
+                node_count < 1):
+            raise refuse("its nodes are not a 1-D array of node_count nodes")
+        if not isinstance(values, np.ndarray) or values.dtype != np.float64:
+            raise refuse(f"its values are {getattr(values, 'dtype', type(values).__name__)}, not float64")
+        if values.shape != (node_count, 1, n_values):
+            raise refuse(f"its values are {values.shape}, not ({node_count}, 1, {n_values})")
+        self.read_nodes(nodes, n_features, refuse)
+        self.values = values[:, 0, :]
+        leaf_values = self.values[self.is_leaf]
+        if not np.isfinite(leaf_values).all() or (classifier and ((leaf_values < 0) | (leaf_values > 1)).any()):
+            raise refuse("a leaf's values are not finite" + (" fractions" if classifier else ""))
+
+    def read_nodes(self, nodes, n_features, refuse):
+        self.left = node_field(nodes, "left_child", "i", refuse).astype(np.intp)
+        self.right = node_field(nodes, "right_child", "i", refuse).astype(np.intp)
+        self.feature = node_field(nodes, "feature", "i", refuse).astype(np.intp)
+        self.threshold = node_field(nodes, "threshold", "f", refuse).astype(np.float64)
+        self.missing_left = node_field(nodes, "missing_go_to_left", "ub", refuse).astype(bool)
+        self.is_leaf = self.left == -1
+        one_child = self.is_leaf != (self.right == -1)
+        if one_child.any():
+            raise refuse(f"node {int(np.argmax(one_child))} has one child")
+        self.depth = check_links(self.left, self.right, self.is_leaf, refuse)
+        internal = ~self.is_leaf
+        bad_feature = internal & ((self.feature < 0) | (self.feature >= n_features))
+        if bad_feature.any():
+            node = int(np.argmax(bad_feature))
+            raise refuse(f"node {node} splits on feature {int(self.feature[node])} of {n_features}")
+        bad_threshold = internal & (np.isnan(self.threshold) | (self.threshold == -np.inf))
+        if bad_threshold.any():
+            raise refuse(f"node {int(np.argmax(bad_threshold))}'s threshold is {self.threshold[bad_threshold][0]}")
+
+
+class TreeWalk:
+    """Trees side by side: each row walked down every tree at once, one level per step."""
+
+    def __init__(self, trees):
+        sizes = [tree.left.shape[0] for tree in trees]
+        self.roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        # A leaf points to itself (and splits on feature 0), so further steps leave it where it is.
+        own = [np.arange(size) for size in sizes]
+        self.left = np.concatenate([np.where(t.is_leaf, o, t.left) + r for t, o, r in zip(trees, own, self.roots)])
+        self.right = np.concatenate([np.where(t.is_leaf, o, t.right) + r for t, o, r in zip(trees, own, self.roots)])
+        self.feature = np.concatenate([np.where(tree.is_leaf, 0, tree.feature) for tree in trees])
+        self.threshold = np.concatenate([tree.threshold for tree in trees])
+        self.missing_left = np.concatenate([tree.missing_left for tree in trees])
+        self.values = np.concatenate([tree.values for tree in trees])
+        self.depth = max(tree.depth for tree in trees)
+
+    def leaves(self, X):
+        """(n_rows, n_trees): the node where each row ends in each tree."""
+        n_trees = self.roots.shape[0]
+        rows_per_chunk = max(1, WALK_CHUNK // n_trees)
+        chunks = [self.walk(X[start:start + rows_per_chunk]) for start in range(0, X.shape[0], rows_per_chunk)]
+        return np.concatenate(chunks) if chunks else np.empty((0, n_trees), dtype=np.intp)
+
+    def walk(self, X):
+        node = np.repeat(self.roots[np.newaxis, :], X.shape[0], axis=0)
+        cells = np.ascontiguousarray(X).ravel()
+        row_starts = (np.arange(X.shape[0]) * X.shape[1])[:, np.newaxis]
+        for _ in range(self.depth):  # np.take on flat arrays: the quickest gather numpy has
+            value = np.take(cells, row_starts + np.take(self.feature, node))
+            node = np.where(self.goes_left(value, node), np.take(self.left, node), np.take(self.right, node))
+        return node
+
+    def goes_left(self, value, node):
+        # value <= threshold compares in float64, as C widens the float32 to the double threshold.
+        go_left = value <= np.take(self.threshold, node)
+        missing = np.isnan(value)
+        if missing.any():
+            go_left = np.where(missing, np.take(self.missing_left, node), go_left)
+        return go_left
+
+
+def read_single_output(fields):
+    if fields.integer("n_outputs_", minimum=1) != 1:
+        raise fields.refuse("it was fitted on several outputs; only one is served")
+
+
+class DecisionTreeRegressorStep:
+    """DecisionTreeRegressor and ExtraTreeRegressor: the leaf's value."""
+
+    classifier = False
+
+    def __init__(self, record, build):
+        self.fields = fields = Fields(record)
+        self.n_features_in = fields.n_features_in()
+        read_single_output(fields)
+        self.n_values = self.read_classes()
+        self.tree = TreeNodes(fields.value("tree_"), self.n_features_in, self.n_values, self.classifier,
+                              lambda problem: fields.refuse(f"tree_: {problem}"))
+        self.walk = TreeWalk([self.tree])
+        # Its __sklearn_tags__: an ExtraTree takes missing values only with the random splitter.
+        self.allows_missing = record.kind.startswith(TREES + "Decision") or fields.value("splitter") == "random"
+
+    def read_classes(self):
+        return 1
+
+    def leaf_values(self, X):
+        X32 = tree_input(X, self.n_features_in, self.fields.class_name, allow_nan=self.allows_missing)
+        return self.walk.values[self.walk.leaves(X32)[:, 0]]
+
+    def predict(self, X):
+        return self.leaf_values(X)[:, 0]
+
+
+class DecisionTreeClassifierStep(DecisionTreeRegressorStep):
+    """DecisionTreeClassifier and ExtraTreeClassifier: the leaf's class fractions, and the first
+    class of the largest."""
+
+    classifier = True
+
+    def read_classes(self):
+        self.classes = self.fields.classes()
+        n_classes = self.fields.integer("n_classes_", minimum=1)
+        if n_classes != self.classes.shape[0]:
+            raise self.fields.refuse(f"n_classes_ is {n_classes} but classes_ holds {self.classes.shape[0]}")
+        return n_classes
+
+    def predict_proba(self, X):
+        return self.leaf_values(X)
+
+    def predict(self, X):
+        return self.classes.take(np.argmax(self.leaf_values(X), axis=1), axis=0)
+
+
+class ForestRegressorStep:
+    """RandomForestRegressor and ExtraTreesRegressor: the mean of the trees' predictions."""
+
+    tree_step = DecisionTreeRegressorStep
+
+    def __init__(self, record, build):
+        self.fields = fields = Fields(record)
+        self.n_features_in = fields.n_features_in()
+        read_single_output(fields)
+        self.n_values = self.read_classes()
+        estimators = fields.value("estimators_")
+        if not isinstance(estimators, list) or not estimators:
+            raise fields.refuse("estimators_ is not a list of trees")
+        steps = [self.read_tree(index, build, estimator) for index, estimator in enumerate(estimators)]
+        self.walk = TreeWalk([step.tree for step in steps])
+        self.allows_missing = steps[0].allows_missing  # as _validate_X_predict asks estimators_[0]
+
+    def read_classes(self):
+        return 1
+
+    def read_tree(self, index, build, record):
+        try:
+            step = build(record)
+        except RecordError as error:
+            raise self.fields.refuse(f"estimators_[{index}]: {error}") from None
+        if type(step) is not self.tree_step or step.n_features_in != self.n_features_in or step.n_values != (
+                self.n_values):
+            raise self.fields.refuse(f"estimators_[{index}] is not a tree of its {self.n_features_in} features"
+                                     f" and {self.n_values} values")
+        return step
+
+    def mean_leaf_values(self, X):
+        """The trees' leaf values added to zeros one tree after another, then divided by their number."""
+        leaves = self.walk.leaves(tree_input(X, self.n_features_in, self.fields.class_name, self.allows_missing))
+        total = np.zeros((leaves.shape[0], self.n_values))
+        for tree in range(leaves.shape[1]):
+            total += self.walk.values[leaves[:, tree]]
+        total /= leaves.shape[1]
+        return total
+
+    def predict(self, X):
+        return self.mean_leaf_values(X)[:, 0]
+
+
+class ForestClassifierStep(ForestRegressorStep):
+    """RandomForestClassifier and ExtraTreesClassifier: the mean of the trees' class fractions,
+    and the first class of the largest."""
+
+    tree_step = DecisionTreeClassifierStep
+
+    def read_classes(self):
+        return DecisionTreeClassifierStep.read_classes(self)
+
+    def predict_proba(self, X):
+        return self.mean_leaf_values(X)
+
+    def predict(self, X):
+        return self.classes.take(np.argmax(self.mean_leaf_values(X), axis=1), axis=0)
+
+
+STEPS = {
+    TREES + "DecisionTreeClassifier": DecisionTreeClassifierStep,
+    TREES + "ExtraTreeClassifier": DecisionTreeClassifierStep,
+    TREES + "DecisionTreeRegressor": DecisionTreeRegressorStep,
+    TREES + "ExtraTreeRegressor": DecisionTreeRegressorStep,
+    FORESTS + "RandomForestClassifier": ForestClassifierStep,
+    FORESTS + "ExtraTreesClassifier": ForestClassifierStep,
+    FORESTS + "RandomForestRegressor": ForestRegressorStep,
+    FORESTS + "ExtraTreesRegressor": ForestRegressorStep,
+}
