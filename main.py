@@ -47,9 +47,8 @@ HERE = Path(__file__).resolve().parent
 try:
     MAX_BODY_BYTES, MAX_INSTANCES, ALLOWED_ORIGINS, MODEL_SHA256 = read_settings(os.environ)
     MODEL = load_model(HERE, expected_sha256=MODEL_SHA256)
-    PAGE = (HERE / "serving" / "page.html").read_bytes()
-except FileNotFoundError:
-    sys.exit("cannot serve: page.html: not found")
+    if not (HERE / "serving" / "page.html").is_file():
+        raise SettingError("page.html: not found")
 except (SettingError, ModelError) as err:
     sys.exit(f"cannot serve: {err}")
 
@@ -58,6 +57,7 @@ except (SettingError, ModelError) as err:
 LIMITS = {"max_body_bytes": MAX_BODY_BYTES, "max_instances": MAX_INSTANCES}
 DESCRIPTION = orjson.dumps(description(MODEL.metadata, LIMITS), option=orjson.OPT_INDENT_2)
 OPENAPI = orjson.dumps(openapi_document(MODEL.metadata, bigquery_returns(MODEL), MAX_INSTANCES), option=orjson.OPT_INDENT_2)
+PAGE = (HERE / "serving" / "page.html").read_bytes()
 HTML_TYPE = {"Content-Type": "text/html; charset=utf-8"}
 
 
