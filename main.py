@@ -99,7 +99,7 @@ def respond(request) -> Answer:
         message = f"method {method} is not allowed here; this route takes {methods}"
         return json_answer(error_shape(endpoint)(message), 405, {**JSON_TYPE, "Allow": methods})
     if endpoint in OPEN_INFERENCE:
-        return open_inference.respond(endpoint, args, method, data, request.headers, MODEL, MAX_INSTANCES)
+        return open_inference.respond(endpoint, args, data, request.headers, MODEL, MAX_INSTANCES)
     if method == "POST":
         return post(data, mlflow=endpoint == "invocations")
     return get(request, endpoint)

@@ -215,7 +215,7 @@ def parse(data, headers):
     return parse_json(header), binary
 
 
-def respond(endpoint, args, method, data, headers, model, max_rows) -> Answer:
+def respond(endpoint, args, data, headers, model, max_rows) -> Answer:
     """The answer to a request at a /v2 route, whose method routes.allowed has let through."""
     if args.get("name") is not None and args["name"] != model.metadata["name"]:
         return refusal(f"no model named {shown(args['name'])}; this function serves {model.metadata['name']}", 404)
