@@ -11,10 +11,9 @@ to near zero keeps the rounding of its terms, not of its result). A row scikit-l
 numpy steps must refuse too. Anything else, and the bundle is served through scikit-learn, saying why.
 """
 
-import warnings
-
 import numpy as np
 
+from bundling.probe import quietly
 from serving import records, scorers
 from serving.fields import Schema
 
@@ -56,10 +55,8 @@ def prove(content, pipeline, metadata, sample_rows):
 def answers(predictor, X):
     """(labels, probabilities or None) from a predictor, or None if it refuses X."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            labels = np.asarray(predictor.predict(X))
-            probabilities = predictor.predict_proba(X) if hasattr(predictor, "predict_proba") else None
+        labels = quietly(predictor.predict, X)
+        probabilities = quietly(predictor.predict_proba, X) if hasattr(predictor, "predict_proba") else None
     except (ValueError, TypeError, ArithmeticError):
         return None
     return labels, probabilities
