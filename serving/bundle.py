@@ -6,7 +6,9 @@ serving needs to know about it). `load_model(folder)` checks, before the first a
 - model.json as a whole: every key's type, unique field and class names, an example that covers
   the fields (class names and the example may be edited by hand; they are checked, not sealed);
 - model.pkl's SHA-256: the one model.json records, and the one MODEL_SHA256 requires, if set;
-- the scikit-learn and numpy versions installed: those that made the pickle;
+- the versions: numpy of the major version that made the pickle; for a pipeline unpickled, the
+  scikit-learn installed is the one that made it; for one read as data, every record was made by
+  the scikit-learn it was proven against;
 - the pipeline in model.pkl: its classes, its number of features, and that it answers.
 
 Anything wrong raises ModelError, one line naming the file (or setting) and the cause.
