@@ -55,6 +55,8 @@ def prove(content, pipeline, metadata, sample_rows):
 def answers(predictor, X):
     """(labels, probabilities or None) from a predictor, or None if it refuses X."""
     try:
+        if hasattr(predictor, "predict_with_proba"):  # the numpy steps of a classifier, as serving calls them
+            return predictor.predict_with_proba(X)
         labels = quietly(predictor.predict, X)
         probabilities = quietly(predictor.predict_proba, X) if hasattr(predictor, "predict_proba") else None
     except (ValueError, TypeError, ArithmeticError):

@@ -44,8 +44,12 @@ class Model:
 
     def answers(self, rows):
         X = self.schema.pipeline_input(rows, self.input_kind)
-        labels = np.asarray(self.predictor.predict(X))
-        probabilities = self.predictor.predict_proba(X) if self.gives_probabilities else None
+        if self.gives_probabilities and hasattr(self.predictor, "predict_with_proba"):  # read as data: scored once
+            labels, probabilities = self.predictor.predict_with_proba(X)
+        else:
+            labels = self.predictor.predict(X)
+            probabilities = self.predictor.predict_proba(X) if self.gives_probabilities else None
+        labels = np.asarray(labels)
         if self.task == "regression" and not np.isfinite(labels.astype(np.float64)).all():
             raise ValueError("the model's answer is not a finite number")
         if probabilities is not None and not np.isfinite(probabilities).all():

@@ -225,6 +225,10 @@ def assert_scores_alike(estimator, step, X, theirs_X=None, single_rows_as_scikit
             if single_rows_as_scikit_learn:
                 theirs_alone = getattr(estimator, method)(theirs_X[row:row + 1])
                 assert np.array_equal(alone, theirs_alone), (method, row)
+    if hasattr(step, "predict_with_proba"):  # what serving calls for a batch: both answers from one pass
+        labels, probabilities = step.predict_with_proba(X)
+        assert np.array_equal(labels, estimator.predict(theirs_X)) and labels.dtype == estimator.predict(theirs_X).dtype
+        assert np.array_equal(probabilities, estimator.predict_proba(theirs_X))
     assert step.n_features_in == estimator.n_features_in_
     if hasattr(estimator, "classes_"):
         assert np.array_equal(step.classes, estimator.classes_)

@@ -81,7 +81,7 @@ def test_a_pipeline_not_read_as_data_is_served_through_scikit_learn_saying_why(i
 
 
 def test_train_serves_as_data_nothing_whose_numpy_form_disagrees(tmp_path, monkeypatch):
-    monkeypatch.setattr(linear.LogisticRegressionStep, "predict_proba", lambda self, X: np.full((len(X), 3), 1 / 3))
+    monkeypatch.setattr(linear.LogisticRegressionStep, "probabilities", lambda self, scores: np.full((len(scores), 3), 1 / 3))
     metadata = train_bundle(tmp_path, monkeypatch)
     assert metadata["served_as"] == "pipeline"
     assert metadata["proof"]["not_served_as_data"].startswith("its numpy form gives other probabilities than scikit-learn on ")

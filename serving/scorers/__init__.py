@@ -58,6 +58,22 @@ def is_record(value):
     return hasattr(value, "kind") and hasattr(value, "state")
 
 
+class ScoredOnce:
+    """A classifier whose labels and probabilities both come from one computation, `scores` (a
+    forest's mean leaf values, a boosting's or a linear model's decisions): predict_with_proba
+    gives both from one, as a batch needs them, and each is what predict or predict_proba gives."""
+
+    def predict(self, X):
+        return self.labels(self.scores(X))
+
+    def predict_proba(self, X):
+        return self.probabilities(self.scores(X))
+
+    def predict_with_proba(self, X):
+        scores = self.scores(X)
+        return self.labels(scores), self.probabilities(scores)
+
+
 def is_nan(value):
     """Whether a scalar is NaN (a float or numpy float), as scikit-learn's is_scalar_nan says."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)

@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from serving.records import RecordError
-from serving.scorers import Fields, expit, is_nan, is_record, softmax
+from serving.scorers import Fields, ScoredOnce, expit, is_nan, is_record, softmax
 from serving.scorers.trees import (
     DecisionTreeRegressorStep,
     TreeWalk,
@@ -222,18 +222,13 @@ class GradientBoostingRegressorStep:
                 raise self.fields.refuse(f"estimators_[{stage}, {k}] is not a regression tree of "
                                          f"{self.n_features_in} features")
             trees.append(step.tree)
-        self.n_stages = estimators.shape[0]
         self.walk = TreeWalk(trees)
-        self.leaf_value = self.walk.values[:, 0]
+        self.scaled_leaf_values = self.learning_rate * self.walk.values  # predict_stages adds scale * value
 
     def raw_predictions(self, X):
         X32 = tree_input(X, self.n_features_in, self.fields.class_name, allow_nan=False)
-        raw = self.init_raw_predictions(X32)
-        leaves = self.walk.leaves(X32)
-        per_stage = self.n_trees_per_stage
-        for stage in range(self.n_stages):  # out[i, k] += scale * value, stage by stage
-            raw += self.learning_rate * self.leaf_value[leaves[:, stage * per_stage:(stage + 1) * per_stage]]
-        return raw
+        return self.walk.add_leaf_values(X32, self.init_raw_predictions(X32), self.scaled_leaf_values,
+                                         self.n_trees_per_stage)
 
     def init_raw_predictions(self, X32):
         if self.init is None:
@@ -244,7 +239,7 @@ class GradientBoostingRegressorStep:
         return self.raw_predictions(X).ravel()
 
 
-class GradientBoostingClassifierStep(GradientBoostingRegressorStep):
+class GradientBoostingClassifierStep(ScoredOnce, GradientBoostingRegressorStep):
     """GradientBoostingClassifier: raw predictions as the regressor's, through the loss's link."""
 
     init_step = DummyClassifierStep
@@ -281,17 +276,15 @@ class GradientBoostingClassifierStep(GradientBoostingRegressorStep):
             raw = 0.5 * raw  # HalfLogitLink
         return raw.reshape(-1, 1)
 
-    def decision_function(self, X):
+    def scores(self, X):  # decision_function
         raw = self.raw_predictions(X)
         return raw.ravel() if self.n_trees_per_stage == 1 else raw
 
-    def predict(self, X):
-        raw = self.decision_function(X)
+    def labels(self, raw):
         encoded = (raw >= 0).astype(int) if raw.ndim == 1 else np.argmax(raw, axis=1)
         return self.classes[encoded]
 
-    def predict_proba(self, X):
-        raw = self.decision_function(X)
+    def probabilities(self, raw):
         if raw.ndim == 2:
             return softmax(raw, sum_columns_in_order=False)
         return binary_proba(expit(2 * raw if self.loss == LOSS + "ExponentialLoss" else raw))
@@ -382,8 +375,8 @@ class PredictorWalk(TreeWalk):
     def goes_left(self, value, node):
         go_left = value <= np.take(self.threshold, node)
         categorical = np.take(self.is_categorical, node)
-        if categorical.any():
-            go_left = np.where(categorical, self.category_goes_left(value, node), go_left)
+        if categorical.any():  # only where a node splits by category: the bitset lookups cost the most
+            go_left[categorical] = self.category_goes_left(value[categorical], node[categorical])
         missing = np.isnan(value)
         if missing.any():
             go_left = np.where(missing, np.take(self.missing_left, node), go_left)
@@ -513,7 +506,6 @@ class HistGradientBoostingRegressorStep:
         self.categorical_input = self.read_preprocessor(build, is_categorical)
         predictors = self.read_predictors(is_categorical)
         self.walk = PredictorWalk(predictors, known_bitsets, feature_row)
-        self.leaf_value = self.walk.values[:, 0]
 
     def read_outputs(self):
         self.loss = read_loss(self.fields, REGRESSOR_LOSSES)
@@ -541,7 +533,6 @@ class HistGradientBoostingRegressorStep:
         if not isinstance(predictors, list) or not predictors or not all(
                 isinstance(row, list) and len(row) == per_iteration for row in predictors):
             raise self.fields.refuse(f"_predictors is not a list of lists of {per_iteration} TreePredictors")
-        self.n_iterations = len(predictors)
         nodes = []
         for iteration, row in enumerate(predictors):
             for k, predictor in enumerate(row):
@@ -556,20 +547,16 @@ class HistGradientBoostingRegressorStep:
             X = self.categorical_input.transform(X)
         else:
             X = float64_input(X, self.n_features_in, self.fields.class_name)
-        leaves = self.walk.leaves(X)
-        raw = np.zeros((X.shape[0], self.n_trees_per_iteration), order="F")
+        raw = np.zeros((X.shape[0], self.n_trees_per_iteration))
         raw += self.baseline
-        per_iteration = self.n_trees_per_iteration
-        for iteration in range(self.n_iterations):
-            raw += self.leaf_value[leaves[:, iteration * per_iteration:(iteration + 1) * per_iteration]]
-        return raw
+        return self.walk.add_leaf_values(X, raw, self.walk.values, self.n_trees_per_iteration)
 
     def predict(self, X):
         raw = self.raw_predictions(X).ravel()
         return np.exp(raw) if REGRESSOR_LOSSES[self.loss] == "LogLink" else raw
 
 
-class HistGradientBoostingClassifierStep(HistGradientBoostingRegressorStep):
+class HistGradientBoostingClassifierStep(ScoredOnce, HistGradientBoostingRegressorStep):
     """HistGradientBoostingClassifier: raw predictions as the regressor's, through expit or softmax."""
 
     def read_outputs(self):
@@ -582,14 +569,15 @@ class HistGradientBoostingClassifierStep(HistGradientBoostingRegressorStep):
                                      f"{self.classes.shape[0]} classes")
         self.n_trees_per_iteration = 1 if binary else self.classes.shape[0]
 
-    def predict(self, X):
-        raw = self.raw_predictions(X)
+    def scores(self, X):
+        return self.raw_predictions(X)
+
+    def labels(self, raw):
         # > 0, not >= 0, as scikit-learn's: argmax of [0.5, 0.5] is the first class
         encoded = (raw.ravel() > 0).astype(int) if raw.shape[1] == 1 else np.argmax(raw, axis=1)
         return self.classes[encoded]
 
-    def predict_proba(self, X):
-        raw = self.raw_predictions(X)
+    def probabilities(self, raw):
         if raw.shape[1] == 1:
             return binary_proba(expit(raw[:, 0]))
         return softmax(raw, sum_columns_in_order=True)

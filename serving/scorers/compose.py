@@ -62,7 +62,7 @@ class PipelineStep:
         self.accepts_densified_sparse = getattr(self.steps[0], "accepts_densified_sparse", False)
         if final is None:  # the last step is 'passthrough': the Pipeline is all transformers
             self.transform = self.transform_all
-        for method in ("predict", "predict_proba", "transform"):
+        for method in ("predict", "predict_proba", "predict_with_proba", "transform"):
             if hasattr(final, method):
                 setattr(self, method, self.through(getattr(final, method)))
         if hasattr(final, "classes"):

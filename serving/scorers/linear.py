@@ -15,7 +15,7 @@ SGDClassifier.
 
 import numpy as np
 
-from serving.scorers import Fields, as_float_matrix, expit, softmax
+from serving.scorers import Fields, ScoredOnce, as_float_matrix, expit, softmax
 
 PREFIX = "sklearn.linear_model."
 PROBABILISTIC_SGD_LOSSES = ("log_loss", "modified_huber")
@@ -111,12 +111,14 @@ class LinearClassifierStep(LinearStep):
             raise self.fields.refuse(f"coef_ has {n_rows} rows but classes_ holds {n_classes} classes")
 
     def predict(self, X):
-        scores = self.decision_function(X)
+        return self.labels(self.decision_function(X))
+
+    def labels(self, scores):
         indices = (scores > 0).astype(np.intp) if scores.ndim == 1 else scores.argmax(axis=1)
         return self.classes.take(indices)
 
 
-class LogisticRegressionStep(LinearClassifierStep):
+class LogisticRegressionStep(ScoredOnce, LinearClassifierStep):
     """Binary: [1 - expit(d), expit(d)]; more classes: softmax of the decisions (multinomial, the
     only scheme LogisticRegression fits since scikit-learn 1.8)."""
 
@@ -125,8 +127,10 @@ class LogisticRegressionStep(LinearClassifierStep):
         if self.classes.shape[0] == 2 and self.coef.shape[0] != 1:
             raise self.fields.refuse(f"coef_ is {self.coef.shape}: a binary model has one row")
 
-    def predict_proba(self, X):
-        scores = self.decision_function(X)
+    def scores(self, X):
+        return self.decision_function(X)
+
+    def probabilities(self, scores):
         if scores.ndim == 1:
             positive = expit(scores)
             return np.stack([1 - positive, positive], axis=1)

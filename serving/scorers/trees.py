@@ -19,11 +19,12 @@ split that sends only the missing values right), leaf values finite.
 """
 
 import numbers
+from functools import cached_property
 
 import numpy as np
 
 from serving.records import RecordError
-from serving.scorers import Fields, as_float_matrix, is_record
+from serving.scorers import Fields, ScoredOnce, as_float_matrix, is_record
 
 TREE = "sklearn.tree._tree.Tree"
 TREES = "sklearn.tree._classes."
@@ -60,10 +61,9 @@ def check_links(left, right, is_leaf, refuse):
             if bad.any():
                 node = int(np.argmax(bad))
                 raise refuse(f"node {node}'s {side} child {int(child[node])} " + problem.format(n_nodes))
-    children = np.concatenate([left[internal], right[internal]])
-    distinct, counts = np.unique(children, return_counts=True)
-    if (counts > 1).any():
-        raise refuse(f"node {int(distinct[np.argmax(counts > 1)])} has two parents")
+    parents = np.bincount(np.concatenate([left[internal], right[internal]]), minlength=n_nodes)
+    if (parents > 1).any():
+        raise refuse(f"node {int(np.argmax(parents > 1))} has two parents")
     depth, frontier = 0, np.zeros(1, dtype=np.intp)
     while True:  # each node is reached once: a tree
         frontier = frontier[internal[frontier]]
@@ -149,12 +149,27 @@ class TreeWalk:
         self.values = np.concatenate([tree.values for tree in trees])
         self.depth = max(tree.depth for tree in trees)
 
+    def row_chunks(self, n_rows, width=1):
+        """Slices of the rows, each small enough that its (row, tree, width) arrays stay within WALK_CHUNK items."""
+        rows = max(1, WALK_CHUNK // (self.roots.shape[0] * width))
+        return [slice(start, start + rows) for start in range(0, n_rows, rows)]
+
     def leaves(self, X):
         """(n_rows, n_trees): the node where each row ends in each tree."""
-        n_trees = self.roots.shape[0]
-        rows_per_chunk = max(1, WALK_CHUNK // n_trees)
-        chunks = [self.walk(X[start:start + rows_per_chunk]) for start in range(0, X.shape[0], rows_per_chunk)]
-        return np.concatenate(chunks) if chunks else np.empty((0, n_trees), dtype=np.intp)
+        chunks = [self.walk(X[rows]) for rows in self.row_chunks(X.shape[0])]
+        return np.concatenate(chunks) if chunks else np.empty((0, self.roots.shape[0]), dtype=np.intp)
+
+    def add_leaf_values(self, X, start, leaf_values, trees_per_term=1):
+        """`start` (n_rows, width) plus, term after term, the `leaf_values` (n_nodes, width per tree) of
+        the leaves where each row ends in the term's trees: scikit-learn's loops' sums (a forest's
+        tree after tree, a boosting's stage after stage), in their order, so bit for bit.
+        np.add.accumulate adds in order along the terms, where np.sum would add in pairs."""
+        total = np.array(start, dtype=np.float64)
+        n_terms = self.roots.shape[0] // trees_per_term
+        for rows in self.row_chunks(X.shape[0], leaf_values.shape[1]):
+            terms = leaf_values[self.walk(X[rows])].reshape(-1, n_terms, total.shape[1])
+            total[rows] = np.add.accumulate(np.concatenate([total[rows, np.newaxis], terms], axis=1), axis=1)[:, -1]
+        return total
 
     def walk(self, X):
         node = np.repeat(self.roots[np.newaxis, :], X.shape[0], axis=0)
@@ -191,12 +206,15 @@ class DecisionTreeRegressorStep:
         self.n_values = self.read_classes()
         self.tree = TreeNodes(fields.value("tree_"), self.n_features_in, self.n_values, self.classifier,
                               lambda problem: fields.refuse(f"tree_: {problem}"))
-        self.walk = TreeWalk([self.tree])
         # Its __sklearn_tags__: an ExtraTree takes missing values only with the random splitter.
         self.allows_missing = record.kind.startswith(TREES + "Decision") or fields.value("splitter") == "random"
 
     def read_classes(self):
         return 1
+
+    @cached_property
+    def walk(self):  # built when first scored: a forest's or a boosting's trees are walked together
+        return TreeWalk([self.tree])
 
     def leaf_values(self, X):
         X32 = tree_input(X, self.n_features_in, self.fields.class_name, allow_nan=self.allows_missing)
@@ -206,7 +224,7 @@ class DecisionTreeRegressorStep:
         return self.leaf_values(X)[:, 0]
 
 
-class DecisionTreeClassifierStep(DecisionTreeRegressorStep):
+class DecisionTreeClassifierStep(ScoredOnce, DecisionTreeRegressorStep):
     """DecisionTreeClassifier and ExtraTreeClassifier: the leaf's class fractions, and the first
     class of the largest."""
 
@@ -219,11 +237,14 @@ class DecisionTreeClassifierStep(DecisionTreeRegressorStep):
             raise self.fields.refuse(f"n_classes_ is {n_classes} but classes_ holds {self.classes.shape[0]}")
         return n_classes
 
-    def predict_proba(self, X):
+    def scores(self, X):
         return self.leaf_values(X)
 
-    def predict(self, X):
-        return self.classes.take(np.argmax(self.leaf_values(X), axis=1), axis=0)
+    def labels(self, fractions):
+        return self.classes.take(np.argmax(fractions, axis=1), axis=0)
+
+    def probabilities(self, fractions):
+        return fractions
 
 
 class ForestRegressorStep:
@@ -259,18 +280,16 @@ class ForestRegressorStep:
 
     def mean_leaf_values(self, X):
         """The trees' leaf values added to zeros one tree after another, then divided by their number."""
-        leaves = self.walk.leaves(tree_input(X, self.n_features_in, self.fields.class_name, self.allows_missing))
-        total = np.zeros((leaves.shape[0], self.n_values))
-        for tree in range(leaves.shape[1]):
-            total += self.walk.values[leaves[:, tree]]
-        total /= leaves.shape[1]
+        X32 = tree_input(X, self.n_features_in, self.fields.class_name, self.allows_missing)
+        total = self.walk.add_leaf_values(X32, np.zeros((X32.shape[0], self.n_values)), self.walk.values)
+        total /= self.walk.roots.shape[0]
         return total
 
     def predict(self, X):
         return self.mean_leaf_values(X)[:, 0]
 
 
-class ForestClassifierStep(ForestRegressorStep):
+class ForestClassifierStep(ScoredOnce, ForestRegressorStep):
     """RandomForestClassifier and ExtraTreesClassifier: the mean of the trees' class fractions,
     and the first class of the largest."""
 
@@ -279,11 +298,11 @@ class ForestClassifierStep(ForestRegressorStep):
     def read_classes(self):
         return DecisionTreeClassifierStep.read_classes(self)
 
-    def predict_proba(self, X):
+    def scores(self, X):
         return self.mean_leaf_values(X)
 
-    def predict(self, X):
-        return self.classes.take(np.argmax(self.mean_leaf_values(X), axis=1), axis=0)
+    labels = DecisionTreeClassifierStep.labels
+    probabilities = DecisionTreeClassifierStep.probabilities
 
 
 STEPS = {
