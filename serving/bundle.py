@@ -239,7 +239,7 @@ def read_as_data(content, metadata):
     its records checked (serving/scorers); no method of any library runs on the pickle's state."""
     name = metadata["model_file"]
     try:
-        record = records.read(content, scorers.kinds())
+        record = records.read(content, scorers.SERVED)
         predictor = scorers.build(record)
     except records.RecordError as err:
         raise ModelError(f"{name}: {err}") from None

@@ -116,8 +116,9 @@ def _state_as_dict(kind, state):
     return {"__state__": state}
 
 
-def read(content: bytes, kinds: set[str]) -> Record:
-    """The object in joblib.dump's (or pickle.dump's) bytes, every class in it a Record."""
+def read(content: bytes, kinds) -> Record:
+    """The object in joblib.dump's (or pickle.dump's) bytes, every class in it a Record. `kinds`
+    says which classes may be read as records: "module.Name" in kinds (a set, or scorers.SERVED)."""
     if not isinstance(content, (bytes, bytearray)):
         raise RecordError(f"it should be bytes, not {type(content).__name__}")
     if len(content) > MAX_PICKLE_BYTES:
@@ -129,7 +130,7 @@ def read(content: bytes, kinds: set[str]) -> Record:
         raise RecordError("it is not a pickle of protocol 2 or later (it does not start with 0x80)")
     stream = io.BytesIO(content)
     try:
-        found = _DataUnpickler(stream, _names(kinds), nested=False, size=len(content)).load()
+        found = _DataUnpickler(stream, kinds, nested=False, size=len(content)).load()
     except RecordError as error:  # its text may quote the pickle's (a dtype's field names): one line, short
         raise RecordError(_one_line(error, with_type=False)) from None
     except RecursionError:
@@ -165,10 +166,10 @@ def _one_line(error, with_type=True):
     return f"{type(error).__name__}: {text}" if with_type else text
 
 
-def _names(kinds):
-    """(module, name) -> what find_class gives for it: the whole list of what a pickle may name."""
+def _names():
+    """(module, name) -> what find_class gives for it, besides the caller's kinds: the whole list."""
     table = {}
-    for kind in set(kinds) | RANDOM_STATE_KINDS | {ARRAY_WRAPPER}:
+    for kind in RANDOM_STATE_KINDS | {ARRAY_WRAPPER}:
         module, _, name = kind.rpartition(".")
         table[(module, name)] = _record_type(kind)
     for spelling in ("numpy._core", "numpy.core"):  # numpy 2 and numpy 1
@@ -390,17 +391,20 @@ class _DataUnpickler(pickle._Unpickler):
 
     dispatch = dict(pickle._Unpickler.dispatch)
 
-    def __init__(self, stream, names, nested, size):
+    def __init__(self, stream, kinds, nested, size):
         super().__init__(stream)
         self._stream = stream
         self._size = size  # of the whole file (BytesIO.getbuffer would copy it)
-        self._names = names
+        self._kinds = kinds
+        self._names = _names()
         self._nested = nested  # inside an object array's own pickle, where joblib writes no arrays of its own
 
     def find_class(self, module, name):
         if self.proto < 3:
             module = PYTHON2_MODULES.get(module, module)
         found = self._names.get((module, name))
+        if found is None and f"{module}.{name}" in self._kinds:  # a string looked up: nothing is imported
+            found = self._names[(module, name)] = _record_type(f"{module}.{name}")
         if found is None:
             raise RecordError(f"it asks for {module[:100]}.{name[:100]}, which is not read as data")
         return found
@@ -538,7 +542,7 @@ class _DataUnpickler(pickle._Unpickler):
         if state.get("subclass") is not np.ndarray or order not in ("C", "F") or alignment not in (None, 16):
             raise RecordError("it has a joblib array wrapper other than joblib.dump writes")
         if _check_dtype(dtype).hasobject:  # written as a pickle of its own, whose names are checked the same
-            array = _DataUnpickler(self._stream, self._names, nested=True, size=self._size).load()
+            array = _DataUnpickler(self._stream, self._kinds, nested=True, size=self._size).load()
             if type(array) is not np.ndarray:
                 raise RecordError(f"it has a {type(array).__name__} where an object array was announced")
             return array

@@ -1,6 +1,7 @@
 """model.pkl and model.json: what train.py makes, and every bundle the function refuses to serve."""
 
 import hashlib
+import importlib
 import json
 import os
 import pickle
@@ -116,6 +117,28 @@ def test_the_function_serves_iris_without_importing_scikit_learn():
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.splitlines()[-1] == "0 False"  # after the request's log line
+
+
+def test_a_bundle_imports_only_the_scorer_families_its_pickle_names(bundle):
+    # Each family's code is loaded at every cold start: iris (a scaler and a logistic regression)
+    # needs neither the trees nor the boosting.
+    script = ("import sys; from serving.bundle import load_model; load_model(sys.argv[1]); "
+              "print(sorted(m.rpartition('.')[2] for m in sys.modules if m.startswith('serving.scorers.')))")
+    result = subprocess.run([sys.executable, "-c", script, bundle], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "['compose', 'linear', 'preprocessing']"
+
+
+def test_every_served_kind_is_found_through_its_module_s_family():
+    from serving import scorers
+
+    for name in scorers.FAMILIES:
+        module = importlib.import_module(f"serving.scorers.{name}")
+        for kind in scorers.family_kinds(module):
+            assert kind in scorers.SERVED, kind
+            if kind in module.STEPS:
+                assert scorers.family(kind) is module, kind
+    assert "sklearn.neighbors._classification.KNeighborsClassifier" not in scorers.SERVED
+    assert "os.system" not in scorers.SERVED
 
 
 def test_missing_files(bundle):

@@ -20,34 +20,75 @@ import numpy as np
 
 from serving.records import RecordError
 
-FAMILY_MODULES = ("compose", "preprocessing", "linear", "trees", "boosting")
-_families = []
+# The family module that serves the classes of each module a pickle names, so that a bundle
+# imports only the families its pickle needs: compiled code is loaded at every cold start.
+FAMILY_OF_MODULE = {
+    "sklearn.pipeline": "compose",
+    "sklearn.compose._column_transformer": "compose",
+    "sklearn.compose._target": "compose",
+    "sklearn.preprocessing._function_transformer": "compose",
+    "sklearn.preprocessing._data": "preprocessing",
+    "sklearn.preprocessing._encoders": "preprocessing",
+    "sklearn.impute._base": "preprocessing",
+    "sklearn.linear_model._logistic": "linear",
+    "sklearn.linear_model._base": "linear",
+    "sklearn.linear_model._ridge": "linear",
+    "sklearn.linear_model._coordinate_descent": "linear",
+    "sklearn.linear_model._stochastic_gradient": "linear",
+    "sklearn.linear_model._sgd_fast": "linear",
+    "sklearn.svm._classes": "linear",
+    "sklearn.tree._classes": "trees",
+    "sklearn.tree._tree": "trees",
+    "sklearn.ensemble._forest": "trees",
+    "sklearn.dummy": "boosting",
+    "sklearn.ensemble._gb": "boosting",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting": "boosting",
+    "sklearn.ensemble._hist_gradient_boosting.predictor": "boosting",
+    "sklearn.ensemble._hist_gradient_boosting.binning": "boosting",
+    "sklearn._loss.loss": "boosting",
+    "sklearn._loss.link": "boosting",
+    "sklearn._loss._loss": "boosting",
+    "sklearn.preprocessing._label": "boosting",
+    "sklearn.utils.validation": "boosting",
+    "functools": "boosting",
+}
+FAMILIES = ("compose", "preprocessing", "linear", "trees", "boosting")
 
 
-def family_modules():
-    """The family modules, imported on first use (not at the top: they import this module's helpers)."""
-    if not _families:
-        modules = [importlib.import_module(f"{__name__}.{family}") for family in FAMILY_MODULES]
-        _families.extend(modules)  # all or none: a failed import is raised again on the next call
-    return _families
+def family(kind):
+    """The family module that may serve `kind` ("module.Name"), imported on first use (not at the
+    top: the families import this module's helpers); None for a module no family serves."""
+    name = FAMILY_OF_MODULE.get(kind.rpartition(".")[0])
+    return None if name is None else importlib.import_module(f"{__name__}.{name}")
 
 
-def all_steps():
-    """Every served kind and its step class."""
-    return {kind: step for module in family_modules() for kind, step in module.STEPS.items()}
+def family_kinds(module):
+    return set(module.STEPS) | set(getattr(module, "NESTED_KINDS", ()))
+
+
+class ServedKinds:
+    """The kinds records.read may find in a served model.pkl: the steps', and those of the objects
+    pickled inside a step that it reads or leaves alone but never builds (a module's NESTED_KINDS:
+    SimpleImputer's MissingIndicator, SGDClassifier's loss). `kind in SERVED` imports one family."""
+
+    def __contains__(self, kind):
+        module = family(kind)
+        return module is not None and kind in family_kinds(module)
+
+
+SERVED = ServedKinds()
 
 
 def kinds():
-    """The kinds records.read may find in a served model.pkl: the steps', and those of the objects
-    pickled inside a step that it reads or leaves alone but never builds (a module's NESTED_KINDS:
-    SimpleImputer's MissingIndicator, SGDClassifier's loss)."""
-    nested = {kind for module in family_modules() for kind in getattr(module, "NESTED_KINDS", ())}
-    return set(all_steps()) | nested
+    """Every kind served, as a set: every family imported (for the tools and the tests)."""
+    return set().union(*(family_kinds(importlib.import_module(f"{__name__}.{name}")) for name in FAMILIES))
 
 
 def build(record):
     """The step that scores `record` (checked), or RecordError if its kind isn't served."""
-    step_class = all_steps().get(getattr(record, "kind", None)) if is_record(record) else None
+    kind = getattr(record, "kind", None) if is_record(record) else None
+    module = family(kind) if isinstance(kind, str) else None
+    step_class = module.STEPS.get(kind) if module is not None else None
     if step_class is None:
         kind = getattr(record, "kind", type(record).__name__)
         raise RecordError(f"it holds a {kind}, which is not served as data")
