@@ -237,6 +237,14 @@ def test_a_child_outside_the_tree_is_refused():
     assert message.startswith("RandomForestClassifier: estimators_[3]: ")
 
 
+def test_a_tree_alone_has_its_links_checked_when_built():
+    X, y = load_iris(return_X_y=True)
+    record = read(dumped(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)), kinds())
+    nodes = record.state["tree_"].state["nodes"] = record.state["tree_"].state["nodes"].copy()
+    nodes["right_child"][0] = nodes["left_child"][0]
+    assert refused(record, "has two parents") == f"DecisionTreeClassifier: tree_: node {nodes['left_child'][0]} has two parents"
+
+
 def test_a_child_before_its_parent_is_refused():
     """A loop: the walk would never reach a leaf."""
     record = forest_record()

@@ -43,9 +43,9 @@ from serving.scorers import Fields, ScoredOnce, expit, is_nan, is_record, softma
 from serving.scorers.trees import (
     DecisionTreeRegressorStep,
     TreeWalk,
-    check_links,
     node_field,
     read_single_output,
+    tree_in_ensemble,
     tree_input,
 )
 
@@ -214,11 +214,9 @@ class GradientBoostingRegressorStep:
             raise self.fields.refuse("estimators_ holds no stage")
         trees = []
         for (stage, k), record in np.ndenumerate(estimators):  # stage after stage, as predict_stages
-            try:
-                step = build(record)
-            except RecordError as error:
-                raise self.fields.refuse(f"estimators_[{stage}, {k}]: {error}") from None
-            if type(step) is not DecisionTreeRegressorStep or step.n_features_in != self.n_features_in:
+            step = tree_in_ensemble(record, DecisionTreeRegressorStep, build,
+                                    lambda problem, where=f"estimators_[{stage}, {k}]": self.fields.refuse(where + problem))
+            if step.n_features_in != self.n_features_in:
                 raise self.fields.refuse(f"estimators_[{stage}, {k}] is not a regression tree of "
                                          f"{self.n_features_in} features")
             trees.append(step.tree)
@@ -338,7 +336,7 @@ class PredictorNodes:
         self.is_leaf = node_field(nodes, "is_leaf", "ub", refuse).astype(bool)
         self.is_categorical = node_field(nodes, "is_categorical", "ub", refuse).astype(bool) & ~self.is_leaf
         self.bitset_index = node_field(nodes, "bitset_idx", "iu", refuse).astype(np.intp)
-        self.depth = check_links(self.left, self.right, self.is_leaf, refuse)
+        self.refuse = refuse  # PredictorWalk checks the links of all the predictors at once
         self.check_splits(n_features, is_categorical_feature, refuse)
 
     def check_splits(self, n_features, is_categorical_feature, refuse):

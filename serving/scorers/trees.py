@@ -19,7 +19,6 @@ split that sends only the missing values right), leaf values finite.
 """
 
 import numbers
-from functools import cached_property
 
 import numpy as np
 
@@ -48,29 +47,43 @@ def tree_input(X, n_features, who, allow_nan=True):
     return X32
 
 
-def check_links(left, right, is_leaf, refuse):
-    """Refuse unless the internal nodes' children make a tree rooted at node 0: each child after its
-    parent and within the nodes, no node with two parents. Returns the tree's depth."""
-    n_nodes = left.shape[0]
-    index = np.arange(n_nodes)
-    internal = ~is_leaf
-    for side, child in (("left", left), ("right", right)):
-        for problem, bad in (("is outside its {} nodes", (child < 0) | (child >= n_nodes)),
-                             ("does not come after it", child <= index)):
+def check_links(trees, roots):
+    """Refuse unless each tree's internal nodes' children make a tree rooted at its node 0: each
+    child after its parent and within its tree, no node with two parents (so every walk ends, within
+    the tree's depth). All the trees at once, `roots` their first nodes side by side. Returns the
+    children side by side (a leaf its own child) and the deepest tree's depth."""
+    sizes = np.array([tree.left.shape[0] for tree in trees])
+    first, node = np.repeat(roots, sizes), np.arange(int(sizes.sum()))
+    internal = ~np.concatenate([tree.is_leaf for tree in trees])
+    children = []
+    for side in ("left", "right"):
+        local = np.concatenate([getattr(tree, side) for tree in trees])
+        child = local + first
+        for problem, bad in (("is outside its {} nodes", (local < 0) | (local >= sizes.repeat(sizes))),
+                             ("does not come after it", child <= node)):
             bad &= internal
             if bad.any():
-                node = int(np.argmax(bad))
-                raise refuse(f"node {node}'s {side} child {int(child[node])} " + problem.format(n_nodes))
-    parents = np.bincount(np.concatenate([left[internal], right[internal]]), minlength=n_nodes)
+                at = int(np.argmax(bad))
+                tree, parent = tree_and_node(trees, roots, at)
+                raise tree.refuse(f"node {parent}'s {side} child {int(local[at])} " + problem.format(tree.left.shape[0]))
+        children.append(np.where(internal, child, node))
+    parents = np.bincount(np.concatenate([children[0][internal], children[1][internal]]), minlength=node.shape[0])
     if (parents > 1).any():
-        raise refuse(f"node {int(np.argmax(parents > 1))} has two parents")
-    depth, frontier = 0, np.zeros(1, dtype=np.intp)
-    while True:  # each node is reached once: a tree
+        tree, twice = tree_and_node(trees, roots, int(np.argmax(parents > 1)))
+        raise tree.refuse(f"node {twice} has two parents")
+    depth, frontier = 0, roots
+    while True:  # each node is reached once: trees
         frontier = frontier[internal[frontier]]
         if frontier.size == 0:
-            return depth
-        frontier = np.concatenate([left[frontier], right[frontier]])
+            return children[0], children[1], depth
+        frontier = np.concatenate([children[0][frontier], children[1][frontier]])
         depth += 1
+
+
+def tree_and_node(trees, roots, at):
+    """The tree holding node `at` (numbered side by side), and the node as that tree numbers it."""
+    tree = int(np.searchsorted(roots, at, side="right")) - 1
+    return trees[tree], at - int(roots[tree])
 
 
 def node_field(nodes, name, kinds, refuse):
@@ -106,6 +119,7 @@ class TreeNodes:
             raise refuse(f"its values are {getattr(values, 'dtype', type(values).__name__)}, not float64")
         if values.shape != (node_count, 1, n_values):
             raise refuse(f"its values are {values.shape}, not ({node_count}, 1, {n_values})")
+        self.refuse = refuse  # TreeWalk checks the links of all its trees at once, and refuses the tree
         self.read_nodes(nodes, n_features, refuse)
         self.values = values[:, 0, :]
         leaf_values = self.values[self.is_leaf]
@@ -122,7 +136,6 @@ class TreeNodes:
         one_child = self.is_leaf != (self.right == -1)
         if one_child.any():
             raise refuse(f"node {int(np.argmax(one_child))} has one child")
-        self.depth = check_links(self.left, self.right, self.is_leaf, refuse)
         internal = ~self.is_leaf
         bad_feature = internal & ((self.feature < 0) | (self.feature >= n_features))
         if bad_feature.any():
@@ -140,14 +153,11 @@ class TreeWalk:
         sizes = [tree.left.shape[0] for tree in trees]
         self.roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         # A leaf points to itself (and splits on feature 0), so further steps leave it where it is.
-        own = [np.arange(size) for size in sizes]
-        self.left = np.concatenate([np.where(t.is_leaf, o, t.left) + r for t, o, r in zip(trees, own, self.roots)])
-        self.right = np.concatenate([np.where(t.is_leaf, o, t.right) + r for t, o, r in zip(trees, own, self.roots)])
+        self.left, self.right, self.depth = check_links(trees, self.roots)
         self.feature = np.concatenate([np.where(tree.is_leaf, 0, tree.feature) for tree in trees])
         self.threshold = np.concatenate([tree.threshold for tree in trees])
         self.missing_left = np.concatenate([tree.missing_left for tree in trees])
         self.values = np.concatenate([tree.values for tree in trees])
-        self.depth = max(tree.depth for tree in trees)
 
     def row_chunks(self, n_rows, width=1):
         """Slices of the rows, each small enough that its (row, tree, width) arrays stay within WALK_CHUNK items."""
@@ -199,22 +209,20 @@ class DecisionTreeRegressorStep:
 
     classifier = False
 
-    def __init__(self, record, build):
+    def __init__(self, record, build, alone=True):
         self.fields = fields = Fields(record)
         self.n_features_in = fields.n_features_in()
         read_single_output(fields)
         self.n_values = self.read_classes()
         self.tree = TreeNodes(fields.value("tree_"), self.n_features_in, self.n_values, self.classifier,
                               lambda problem: fields.refuse(f"tree_: {problem}"))
+        if alone:  # a forest's or a boosting's trees are walked together, and their links checked there
+            self.walk = TreeWalk([self.tree])
         # Its __sklearn_tags__: an ExtraTree takes missing values only with the random splitter.
         self.allows_missing = record.kind.startswith(TREES + "Decision") or fields.value("splitter") == "random"
 
     def read_classes(self):
         return 1
-
-    @cached_property
-    def walk(self):  # built when first scored: a forest's or a boosting's trees are walked together
-        return TreeWalk([self.tree])
 
     def leaf_values(self, X):
         X32 = tree_input(X, self.n_features_in, self.fields.class_name, allow_nan=self.allows_missing)
@@ -247,6 +255,20 @@ class DecisionTreeClassifierStep(ScoredOnce, DecisionTreeRegressorStep):
         return fractions
 
 
+def tree_in_ensemble(record, tree_step, build, refuse):
+    """A forest's or a boosting's tree, a `tree_step` built without a walk of its own; refuse(": why")
+    or refuse(" is not ...") if it is not one."""
+    if STEPS.get(getattr(record, "kind", None) if is_record(record) else None) is not tree_step:
+        raise refuse(f" is a {getattr(record, 'kind', type(record).__name__)}, not a {tree_step.__name__[:-4]}")
+    try:
+        step = tree_step(record, build, alone=False)
+    except RecordError as error:
+        raise refuse(f": {error}") from None
+    in_tree = step.tree.refuse  # the ensemble's TreeWalk refuses a tree's links: say which tree, as here
+    step.tree.refuse = lambda problem: refuse(f": {in_tree(problem)}")
+    return step
+
+
 class ForestRegressorStep:
     """RandomForestRegressor and ExtraTreesRegressor: the mean of the trees' predictions."""
 
@@ -268,12 +290,9 @@ class ForestRegressorStep:
         return 1
 
     def read_tree(self, index, build, record):
-        try:
-            step = build(record)
-        except RecordError as error:
-            raise self.fields.refuse(f"estimators_[{index}]: {error}") from None
-        if type(step) is not self.tree_step or step.n_features_in != self.n_features_in or step.n_values != (
-                self.n_values):
+        step = tree_in_ensemble(record, self.tree_step, build, lambda problem: self.fields.refuse(
+            f"estimators_[{index}]{problem}"))
+        if step.n_features_in != self.n_features_in or step.n_values != self.n_values:
             raise self.fields.refuse(f"estimators_[{index}] is not a tree of its {self.n_features_in} features"
                                      f" and {self.n_values} values")
         return step
