@@ -11,6 +11,7 @@ where the targets are) and each kind of model:
   scikit-learn  main.py serving the same model.pkl unpickled by scikit-learn (its twin bundle,
                 "served_as": "pipeline", with scikit-learn, scipy and joblib pinned)
   constant      functions-framework answering a constant, loading nothing (started beside each model)
+  numpy floor   the same, importing numpy and orjson: the floor of anything scoring with numpy (beside each)
 
 Every function's source is compiled first, as Cloud Functions' build compiles it. Time to first
 answer is the median of TIER_STARTS starts (default 3), the three functions in turn, and a model's
@@ -50,6 +51,7 @@ LATENCY_SECONDS = int(os.environ.get("TIER_LATENCY_SECONDS", 30))
 CGROUP = Path("/sys/fs/cgroup")
 BUNDLES = RESULTS / "tiers"
 CONSTANT = ROOT / "bench" / "functions" / "constant.py"
+NUMPY_FLOOR = ROOT / "bench" / "functions" / "numpy_floor.py"
 
 
 class Cgroup:
@@ -258,9 +260,10 @@ def run():
         for index, (name, folder) in enumerate(made.items()):
             body = json.dumps(json.loads((folder / "model.json").read_text())["example"]).encode()
             batch = (folder / "batch.json").read_bytes() if label == "256 MiB" else None
-            runs = {"constant": [], "ours": [], "scikit-learn": []}
-            for i in range(STARTS):  # in turn, the constant function beside each, so that drift falls on all alike
+            runs = {"constant": [], "numpy floor": [], "ours": [], "scikit-learn": []}
+            for i in range(STARTS):  # in turn, the floors beside each model, so that drift falls on all alike
                 runs["constant"].append(one_start(CONSTANT, b"{}", SERVE_VENV, tier, latency=(i == 0 and index == 0)))
+                runs["numpy floor"].append(one_start(NUMPY_FLOOR, b"{}", SERVE_VENV, tier))
                 for who, source in (("ours", folder), ("scikit-learn", BUNDLES / f"{name}-scikit-learn")):
                     measured = i == 0 and (who == "ours" or batch is not None)
                     runs[who].append(one_start(source / "main.py", body, serving_venv(source), tier, latency=measured,
@@ -304,14 +307,18 @@ def table(results):
              "| 1000-row batch | peak memory | limit hit | verdict |", "| --- " * 9 + "|"]
     met_all = True
     for label, memory_mib, _ in TIERS:
-        lines.append(row(label, "constant answer (every start)",
-                         [run for runs in results[label].values() for run in runs["constant"]], memory_mib))
+        for which in ("constant", "numpy floor"):
+            starts = [run for runs in results[label].values() for run in runs[which]]
+            everyone = median_first([run for runs in results[label].values() for run in runs["constant"]])
+            lines.append(row(label, f"{which} (every start)", starts, memory_mib, f"{median_first(starts) / everyone:.2f}x"))
         for name, runs in results[label].items():
             constant = median_first(runs["constant"])  # the starts beside this model's
             ratio, found = checks(name, label, runs["ours"], constant, runs["scikit-learn"])
             met_all &= all(ok for _, ok in found)
             verdict = "; ".join(f"{what} {'met' if ok else 'MISSED'}" for what, ok in found)
-            lines.append(row(label, f"{name}: ours", runs["ours"], memory_mib, f"{ratio:.2f}x" if ratio else "-", verdict))
+            floor = median_first(runs["numpy floor"]) / constant if constant and median_first(runs["numpy floor"]) else None
+            ratios = (f"{ratio:.2f}x" if ratio else "-") + (f" (numpy floor beside it: {floor:.2f}x)" if floor else "")
+            lines.append(row(label, f"{name}: ours", runs["ours"], memory_mib, ratios, verdict))
             sklearn_first = median_first(runs["scikit-learn"])
             lines.append(row(label, f"{name}: scikit-learn", runs["scikit-learn"], memory_mib,
                              f"{sklearn_first / constant:.2f}x" if sklearn_first and constant else "-"))
