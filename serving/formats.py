@@ -169,6 +169,39 @@ class BigQuery:
         return {"errorMessage": located(message, field)[:1000]}  # BigQuery shows at most 1,000 characters
 
 
+def split_columns(columns, schema):
+    """dataframe_split's columns, which name the values of each row: every one of the model's fields
+    once, by its name or its training column, in any order (a DataFrame's own). Anything else would
+    leave some value read as another field than the sender meant."""
+    where = "dataframe_split.columns"
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InputError(f"{where} must be an array of names", where)
+    unknown = next((name for name in columns if name not in schema.by_key), None)
+    if unknown is not None:
+        raise InputError(f"unknown column {shown(unknown)}; the columns must be the fields {', '.join(schema.names)}, "
+                         "in any order", where)
+    named = set()
+    for name in columns:
+        field = schema.by_key[name].name
+        if field in named:
+            raise InputError(f"{where} name the field {field} twice", where)
+        named.add(field)
+    missing = [name for name in schema.names if name not in named]
+    if missing:
+        raise InputError(f"{where} lack the fields {', '.join(missing)}", where)
+    return columns
+
+
+def split_rows(columns, data):
+    """dataframe_split's rows, each an array of one value per column, as objects keyed by column."""
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            found = f"{len(row)} values" if isinstance(row, list) else kind_of(row)
+            raise InputError(f"a row must be an array of {len(columns)} values, one per column, not {found}",
+                             f"dataframe_split.data[{i}]")
+    return [dict(zip(columns, row)) for row in data]
+
+
 class MLflow:
     """The bodies MLflow's scoring server reads (what pandas users make with df.to_dict(orient=
     "split") or orient="records"), answered as it answers a scikit-learn model: the labels (a
@@ -200,12 +233,9 @@ class MLflow:
                 raise InputError(f"unknown field {shown(unknown[0])} in dataframe_split", path(key, unknown[0]))
             if not isinstance(value.get("index", []), list):  # the rows' labels: not used
                 raise InputError(f"dataframe_split.index must be an array, not {kind_of(value['index'])}", f"{key}.index")
-            columns, data = value.get("columns"), value["data"]
+            data = value["data"]
             if "columns" in value:
-                if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-                    raise InputError("dataframe_split.columns must be an array of names", f"{key}.columns")
-                data = [dict(zip(columns, row)) if isinstance(row, list) and len(row) == len(columns) else row
-                        for row in data]
+                data = split_rows(split_columns(value["columns"], self.schema), data)
             return data, lambda i: f"{key}.data[{i}]"
         if key == "inputs" and isinstance(value, dict):  # a column each: {"petal_width": [0.2, ...], ...}
             lengths = {len(v) if isinstance(v, list) else None for v in value.values()}
@@ -230,17 +260,33 @@ FORMATS = ("a row, an object of the fields; {\"instances\": [...]} (Vertex AI, K
            "(BigQuery); {\"dataframe_split\": ...}, {\"dataframe_records\": [...]} or {\"inputs\": ...} (MLflow)")
 
 
+# The keys each format's clients send, by the name an error gives the format (MLflow's instances
+# are a batch here; at /invocations, MLflow's). `params`, which MLflow sends beside instances as
+# beside its own keys, names neither. A key that holds rows says which format a body is in.
+FORMAT_KEYS = {
+    "BigQuery": ("calls", "userDefinedContext", "requestId", "caller", "sessionUser"),
+    "Vertex AI, KServe": ("instances", "parameters"),
+    "MLflow": ("dataframe_split", "dataframe_records", "inputs"),
+}
+FORMAT_OF_KEY = {key: name for name, keys in FORMAT_KEYS.items() for key in keys}
+ROWS_KEYS = ("calls", "instances", "dataframe_split", "dataframe_records", "inputs")
+
+
 def request_format(body, model, mlflow=False):
-    """The format of a parsed POST body: at /invocations MLflow's alone, elsewhere any."""
+    """The format of a parsed POST body: at /invocations MLflow's alone, elsewhere any. A body with
+    the keys of two formats is refused: answered as one of them, the other's rows would go unread."""
     if mlflow:
         return MLflow
-    if isinstance(body, dict):
-        if "calls" in body:
-            return BigQuery
-        if "instances" in body:
-            return Batch
-        if any(key in body for key in MLflow.KEYS):  # but instances, taken as a batch above
-            return MLflow
+    if not isinstance(body, dict):
+        return Single
+    rows_key = next((key for key in body if key in ROWS_KEYS), None)
+    if rows_key is None:
         if body and not any(key in model.schema.by_key for key in body):
             raise InputError(f"the body is none of the formats this function reads: {FORMATS}")
-    return Single
+        return Single
+    named = FORMAT_OF_KEY[rows_key]
+    for key in body:
+        other = FORMAT_OF_KEY.get(key, "a row of fields" if key in model.schema.by_key else None)
+        if other not in (None, named):
+            raise InputError(f"the body mixes two formats: {rows_key} ({named}) and {key} ({other}); send one of them")
+    return {"BigQuery": BigQuery, "Vertex AI, KServe": Batch, "MLflow": MLflow}[named]

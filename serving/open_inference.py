@@ -60,7 +60,7 @@ def tensor_data(tensor, where, binary, offset):
     if size is None:
         if "data" not in tensor:
             raise InputError(f"{where} has no data")
-        return flattened(tensor["data"], len(tensor["shape"]), f"{where}.data"), offset
+        return flattened(tensor["data"], tensor["shape"], where), offset
     if type(size) is not int or size < 0 or offset + size > len(binary):
         raise InputError(f"{where}'s binary_data_size {size!r} runs past the end of the body")
     raw = binary[offset:offset + size]
@@ -81,13 +81,36 @@ def tensor_data(tensor, where, binary, offset):
     return np.frombuffer(raw, dtype=NUMPY_TYPES[datatype]).tolist(), offset + size
 
 
-def flattened(data, depth, where):
-    """Tensor data, which may be nested as its shape is or already flat, as one flat list."""
+def flattened(data, shape, where):
+    """Tensor data as one flat list: sent flat, as the protocol allows, or nested exactly as its shape
+    is. Data nested otherwise ([[a, b], [c, d]] for a [1, 4] tensor) is refused rather than guessed
+    at: read flat, its values could land in other fields than the sender meant."""
     if not isinstance(data, list):
-        raise InputError(f"{where} must be an array, not {kind_of(data)}")
-    if depth <= 1 or not any(isinstance(item, list) for item in data):
+        raise InputError(f"{where}.data must be an array, not {kind_of(data)}")
+    if not any(isinstance(item, list) for item in data):
         return data
-    return [value for item in data for value in flattened(item, depth - 1, where)]
+    level = [data]  # one level of the nesting at a time: data nested a thousand deep needs no recursion
+    for depth, size in enumerate(shape):
+        for k, item in enumerate(level):
+            if not isinstance(item, list) or len(item) != size:
+                found = f"{len(item)} elements" if isinstance(item, list) else kind_of(item)
+                raise misnested(where, shape, depth, k, found, size)
+        level = [value for item in level for value in item]
+    deeper = next((k for k, value in enumerate(level) if isinstance(value, list)), None)
+    if deeper is not None:
+        raise misnested(where, shape, len(shape), deeper, "an array", "a value")
+    return level
+
+
+def misnested(where, shape, depth, k, found, expected):
+    """The refusal of data not nested as its shape is: the k-th array at `depth`, found holding
+    `found` where the shape has `expected`, named by its path in the data."""
+    indexes = []
+    for size in reversed(shape[:depth]):
+        k, index = divmod(k, size)
+        indexes.insert(0, f"[{index}]")
+    return InputError(f"{where}.data must be flat, or nested as its shape {shape} is: "
+                      f"data{''.join(indexes)} holds {found} where the shape has {expected}")
 
 
 def json_value(value, datatype, where):
@@ -209,10 +232,20 @@ def parse(data, headers):
     if length is None:
         header, binary = data, b""
     else:
-        if not (length.isascii() and length.isdigit()) or int(length) > len(data):
-            raise InputError("Inference-Header-Content-Length must be the length of the JSON that opens the body")
-        header, binary = data[:int(length)], data[int(length):]
+        header_length = json_length(length, len(data))
+        header, binary = data[:header_length], data[header_length:]
     return parse_json(header), binary
+
+
+def json_length(length, body_size):
+    """Inference-Header-Content-Length: the length of the JSON that opens the body, a whole number
+    of bytes within the body. Its digits are measured before they are read: Python refuses to read
+    an integer of more than 4,300 digits, and no body here is that long."""
+    digits = length.lstrip("0") or "0"
+    if not (length.isascii() and length.isdigit()) or len(digits) > len(str(body_size)) or int(digits) > body_size:
+        raise InputError(f"Inference-Header-Content-Length must be a whole number of bytes, at most the body's {body_size}: "
+                         "the length of the JSON that opens the body")
+    return int(digits)
 
 
 def respond(endpoint, args, data, headers, model, max_rows) -> Answer:

@@ -106,10 +106,42 @@ def test_mlflow_formats_for_text_gaps_and_a_regression(penguins, diabetes):
     ({"inputs": []}, "inputs holds no rows"),  # its path said once
     ({"dataframe_split": [], "inputs": []}, "the body must hold one of dataframe_split, dataframe_records, instances, inputs"),
     ({"sepal_length": 5.1}, "the body must hold one of dataframe_split, dataframe_records, instances, inputs"),
+    ({"dataframe_split": {"columns": ["a"], "data": [[1, 2, 3, 4]]}},
+     "dataframe_split.columns: unknown column 'a'; the columns must be the fields sepal_length, sepal_width, petal_length, "
+     "petal_width, in any order"),
+    ({"dataframe_split": {"columns": ["petal_width", "sepal_length", "sepal_width"], "data": [[0.2, 5.1, 3.5]]}},
+     "dataframe_split.columns lack the fields petal_length"),
+    ({"dataframe_split": {"columns": [*TUTORIAL_ROW, "sepal length (cm)"], "data": [[5.1, 3.5, 1.4, 0.2, 5.1]]}},
+     "dataframe_split.columns name the field sepal_length twice"),
+    ({"dataframe_split": {"columns": list(TUTORIAL_ROW), "data": [[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, 1.4]]}},
+     "dataframe_split.data[1]: a row must be an array of 4 values, one per column, not 3 values"),
+    ({"dataframe_split": {"columns": list(TUTORIAL_ROW), "data": [TUTORIAL_ROW]}},
+     "dataframe_split.data[0]: a row must be an array of 4 values, one per column, not an object"),
 ])
 def test_mlflow_errors_are_mlflow_s_and_name_the_field(server, body, message):
     response = requests.post(server.url + "invocations", json=body)
     assert (response.status_code, response.json()) == (400, {"error_code": "BAD_REQUEST", "message": message})
+
+
+def test_dataframe_split_columns_come_in_any_order_by_field_or_training_column(server, pipeline):
+    frame = load_iris(as_frame=True).data.iloc[::30]
+    shuffled = frame[["petal width (cm)", "sepal length (cm)", "petal length (cm)", "sepal width (cm)"]]
+    split = shuffled.rename(columns={"petal width (cm)": "petal_width"}).to_dict(orient="split", index=False)
+    response = requests.post(server.url + "invocations", json={"dataframe_split": split})
+    assert response.json() == {"predictions": pipeline.predict(frame.to_numpy()).tolist()}
+
+
+@pytest.mark.parametrize("body, keys", [
+    ({"calls": [[5.1, 3.5, 1.4, 0.2]], "instances": [[5.1, 3.5, 1.4, 0.2]]}, "calls (BigQuery) and instances (Vertex AI, KServe)"),
+    ({"instances": [TUTORIAL_ROW], "dataframe_records": [TUTORIAL_ROW]}, "instances (Vertex AI, KServe) and dataframe_records (MLflow)"),
+    ({"inputs": [TUTORIAL_ROW], "userDefinedContext": {"return": "json"}}, "inputs (MLflow) and userDefinedContext (BigQuery)"),
+    ({"calls": [[5.1, 3.5, 1.4, 0.2]], "parameters": {}}, "calls (BigQuery) and parameters (Vertex AI, KServe)"),
+    ({**TUTORIAL_ROW, "calls": [[5.1, 3.5, 1.4, 0.2]]}, "calls (BigQuery) and sepal_length (a row of fields)"),
+])
+def test_a_body_mixing_two_formats_is_a_400_naming_their_keys(server, body, keys):
+    response = requests.post(server.url, json=body)
+    assert (response.status_code, response.json()) == (
+        400, {"error": f"the body mixes two formats: {keys}; send one of them", "field": None})
 
 
 def test_a_body_in_no_format_at_all_is_told_the_formats(server):
@@ -183,10 +215,28 @@ def test_triton_infer_with_a_tensor_per_field_and_text(penguins):
     ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}],
       "outputs": [{"name": "explain"}]}, "this model has no output 'explain'; it has predict, predict_proba"),
     ({"inputs": "all of them"}, "inputs must be a non-empty array of tensors"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [[5.1, 3.5], [1.4, 0.2]]}]},
+     "inputs[0].data must be flat, or nested as its shape [1, 4] is: data holds 2 elements where the shape has 1"),
+    ({"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, 1.4]]}]},
+     "inputs[0].data must be flat, or nested as its shape [2, 4] is: data[1] holds 3 elements where the shape has 4"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [[[5.1], 3.5, 1.4, 0.2]]}]},
+     "inputs[0].data must be flat, or nested as its shape [1, 4] is: data[0][0] holds an array where the shape has a value"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, [3.5, 1.4, 0.2]]}]},
+     "inputs[0].data must be flat, or nested as its shape [1, 4] is: data holds 2 elements where the shape has 1"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": 5.1}]},
+     "inputs[0].data must be an array, not a number"),
 ])
 def test_a_malformed_inference_request_is_a_400_saying_what_is_wrong(server, body, message):
     response = requests.post(server.url + "v2/models/iris/infer", json=body)
     assert (response.status_code, response.json()) == (400, {"error": message})
+
+
+def test_tensor_data_nested_as_its_shape_or_flat_is_read_alike(server):
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    answers = [requests.post(server.url + "v2/models/iris/infer", json={"inputs": [
+        {"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": data}]}).json()["outputs"][0]["data"]
+        for data in (rows, rows[0] + rows[1])]
+    assert answers == [[0, 2], [0, 2]]
 
 
 def test_a_json_inference_request_as_the_protocol_writes_it(server, pipeline, metadata):

@@ -136,3 +136,15 @@ def test_a_long_path_is_a_414_and_log_lines_stay_short(server):
         assert line["httpRequest"]["userAgent"] == agent[:300] + f"... ({len(agent)} characters)"
         assert line["httpRequest"]["requestUrl"].endswith(f"... ({length + 1} characters)")
     assert requests.post(server.url, json=TUTORIAL_ROW).status_code == 200
+
+
+def test_an_inference_header_length_of_5000_digits_is_a_400_naming_it(server):
+    body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]})
+    refusal = {"error": f"Inference-Header-Content-Length must be a whole number of bytes, at most the body's {len(body)}: "
+                        "the length of the JSON that opens the body"}
+    for length in ("9" * 5000, str(len(body) + 1), "-1", "0x10"):
+        response = requests.post(server.url + "v2/models/iris/infer", data=body, headers={"Inference-Header-Content-Length": length})
+        assert (response.status_code, response.json()) == (400, refusal), length
+    exact = requests.post(server.url + "v2/models/iris/infer", data=body,
+                          headers={"Inference-Header-Content-Length": "0" * 5000 + str(len(body))})
+    assert exact.json()["outputs"][0]["data"] == [0]
