@@ -7,7 +7,8 @@
 A table of numbers without gaps gets StandardScaler and the estimator, as iris does; any other
 gets one ColumnTransformer in front of it: numbers have their gaps filled with the median and are
 scaled, text, true/false and integer columns of few values have theirs filled with the most
-frequent value and are one-hot encoded, a value never seen in training counting as none of them.
+frequent value and are one-hot encoded, a value never seen in training counting as none of them;
+a text column of IDs or names, each row's value its own, is dropped, with a note.
 The estimator is LogisticRegression for a classification, Ridge for a regression, chosen from the
 target. Labels stay as the data spells them (integers as integers). The pipeline is fitted on plain
 arrays, built exactly as serving builds them, so serving needs no pandas.
@@ -32,7 +33,8 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from bundling.fields import DataError, column_type, fields_of, model_name, python_values
+from bundling.fields import DataError, column_type, fields_of, model_name, python_values, stopped
+from bundling.table import check_numbers, read_csv
 from bundling.writer import served_as, write_bundle
 from serving.bundle import as_list
 from serving.fields import Schema
@@ -57,16 +59,29 @@ def iris_data():
     }
 
 
+# A text column whose values are each a row's own (an ID, a name) is dropped: one-hot encoded, it
+# only tells the training rows apart and gives a new row nothing learned, and its field would keep
+# every training value. That is no value repeated (from 10 values on: fewer prove nothing), or more
+# than 50 values of which over 95% differ (names that recur now and then). A column of sentences
+# goes too: a text vectorizer, not a one-hot encoding, is what could learn from it.
+def own_values(series):
+    """Why a column's values are each a row's own, to say so ("every row has its own value"), or None."""
+    if column_type(series) != "string":
+        return None
+    values = series.dropna()
+    distinct = values.nunique()
+    if distinct == len(values) >= 10:
+        return "every row has its own value" if len(values) == len(series) else f"none of its {len(values)} values repeats"
+    if len(values) > 50 and distinct > 0.95 * len(values):
+        return f"{distinct} of its {len(values)} values differ"
+    return None
+
+
 def csv_data(path, target, sep=",", drop=()):
     import pandas as pd  # a training-time tool only: serving never imports it for these models
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        table = pd.read_csv(path, sep=sep)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV ({err})") from None
+    table = read_csv(path, sep)
     notes = []
     first = table.columns[0]
     if str(first).startswith("Unnamed: 0") and pd.api.types.is_integer_dtype(table[first]) and table[first].is_unique:
@@ -80,6 +95,7 @@ def csv_data(path, target, sep=",", drop=()):
     if unknown:
         raise DataError(f"{path}: --drop names columns it doesn't have: {', '.join(unknown)}")
     table = table.drop(columns=list(drop))
+    check_numbers(path, table, table.columns)
     missing_target = table[target].isna()
     if missing_target.all():
         raise DataError(f"{path}: the target {target!r} is empty on every line")
@@ -88,12 +104,14 @@ def csv_data(path, target, sep=",", drop=()):
         notes.append(f"{int(missing_target.sum())} rows without a {target} dropped (lines {lines}...)")
         table = table[~missing_target]
     features = table.drop(columns=[target])
+    unlearnable = {column: why for column in features.columns if (why := own_values(features[column]))}
+    notes += [f"dropped column {column!r}: {why} (an ID or a name), which a model can't learn from" for column, why in unlearnable.items()]
+    features = features.drop(columns=list(unlearnable))
     if features.shape[1] == 0:
-        raise DataError(f"{path}: no feature columns besides the target {target!r}")
+        left = f" ({', '.join(map(repr, unlearnable))} dropped: each row has its own value)" if unlearnable else ""
+        raise DataError(f"{path}: no feature columns besides the target {target!r}{left}")
     types = [column_type(features[column]) for column in features.columns]
     for column, kind in zip(features.columns, types):
-        if kind == "number" and np.isinf(features[column].to_numpy(dtype=float, na_value=np.nan)).any():
-            raise DataError(f"{path}: column {column!r} holds an infinite value")
         distinct = features[column].nunique()
         if kind == "string" and distinct > max(50, len(table) // 2):
             notes.append(f"column {column!r} has {distinct} different values in {len(table)} rows: one-hot "
@@ -250,9 +268,8 @@ def main(argv=None):
         drop = [column for column in args.drop.split(",") if column]
         data = csv_data(args.data, args.target, args.sep, drop) if args.data else iris_data()
         metadata, why = train(data, args.out, args.task)
-    except DataError as err:
-        print(f"train.py: {err}", file=sys.stderr)
-        print("train.py: nothing written; the existing model is unchanged", file=sys.stderr)
+    except Exception as err:  # whatever stops it, the user reads one line, not a traceback
+        print(stopped("train.py", err), file=sys.stderr)
         return 1
     print(summary(metadata, why, data["notes"], args.out))
     return 0

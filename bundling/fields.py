@@ -11,6 +11,15 @@ class DataError(Exception):
     """The data can't make (or describe) a model; the message says why."""
 
 
+def stopped(tool, err):
+    """The one line a tool prints on stderr when it stops: why (a DataError in its own words,
+    anything else by its type and message, whose lines are joined, scikit-learn's running to
+    several), and that the bundle was left as it was."""
+    why = str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"
+    return f"{tool}: {' '.join(line.strip() for line in why.splitlines() if line.strip())} " \
+           f"(nothing written; the existing model is unchanged)"
+
+
 def field_name(column):
     """`"sepal length (cm)"` -> `"sepal_length"`: lower case, units in parentheses dropped, every
     run of anything but letters (of any alphabet) and digits an underscore."""
@@ -46,6 +55,9 @@ def column_type(series):
         found = {type(value) for value in series.dropna()}
         if found <= {str}:
             return "string"
+        if found <= {int}:  # pandas keeps whole numbers beyond 64 bits as Python ints
+            raise DataError(f"column {series.name!r} holds whole numbers too large for 64 bits; written with a decimal "
+                            f"point (1234.0) they are read as numbers")
     raise DataError(f"column {series.name!r} holds {series.dtype} values, which a field can't; drop it (--drop) or convert it")
 
 

@@ -67,6 +67,19 @@ def shown(text):
 
 KINDS = {"number": "a number", "integer": "a whole number", "string": "a string", "boolean": "true or false"}
 
+# A warning or an error lists the values training saw only when they are a handful and their list is
+# short (penguins' islands); else it counts them. Anything longer would make every answer about an
+# unseen value repeat the training data, and a column of IDs or names would be published row by row.
+LISTED_IN_AN_ANSWER = 10
+LISTING_LENGTH = 120
+
+
+def listing(categories):
+    """The values training saw as a warning or an error may list them ("Biscoe, Dream, Torgersen"),
+    or None where they are too many or too long to."""
+    listed = ", ".join(map(str, categories))
+    return listed if len(categories) <= LISTED_IN_AN_ANSWER and len(listed) <= LISTING_LENGTH else None
+
 
 class Field:
     """One input field, as model.json describes it: its type, whether it may be null, and what
@@ -78,6 +91,7 @@ class Field:
         self.range = spec.get("range")
         self.categories = spec.get("categories")
         self.known = set(self.categories) if self.categories is not None else None
+        self.listing = listing(self.categories) if self.categories is not None else None
         self.ignores_unknown = spec.get("unknown_categories") == "ignore"
 
     def check(self, value, prefix, key, warnings):
@@ -96,11 +110,11 @@ class Field:
             raise InputError(f"{self.name} must be {self.kind}, not {kind_of(value)}", path(prefix, key))
         if self.known is not None and value not in self.known:
             quoted = shown(value) if type(value) is str else repr(value)
+            counted = f"the model was trained on {len(self.categories)} distinct values"
             if not self.ignores_unknown:
-                raise InputError(f"{self.name} must be one of {', '.join(map(str, self.categories))}, not {quoted}",
-                                 path(prefix, key))
-            warnings.append(f"{self.name} {quoted} is not a value seen in training "
-                            f"({', '.join(map(str, self.categories))})")
+                allowed = f"one of {self.listing}" if self.listing else f"a value seen in training ({counted})"
+                raise InputError(f"{self.name} must be {allowed}, not {quoted}", path(prefix, key))
+            warnings.append(f"{self.name} {quoted} is not a value seen in training ({self.listing or counted})")
         elif self.range is not None and not self.range[0] <= value <= self.range[1]:
             side = "above" if value > self.range[1] else "below"
             warnings.append(f"{self.name} {value!r} is {side} the training range {self.range[0]!r} to {self.range[1]!r}")

@@ -4,11 +4,49 @@ Field names, their order and the class names come from the model's metadata, so 
 always describe the model actually deployed. The document is served at /openapi.json.
 """
 
-from serving.fields import MAX_MAGNITUDE
+from serving.fields import LISTED_IN_AN_ANSWER, MAX_MAGNITUDE
+
+# What is published (GET's description, this document, the page that renders the description) lists
+# a field's values only when it has at most this many. model.json keeps them all, since serving
+# checks a value by them, but it ships inside the function and is never served.
+MAX_LISTED = 50
+# What an example request holds in place of a value of a field whose values aren't listed.
+PLACEHOLDERS = {"string": "any text", "integer": 0, "number": 0.0}
+FIELD_KINDS = {"string": "free text", "integer": "a whole number", "number": "a number"}
+
+
+def lists_its_values(field, rows):
+    """Whether what is published may list a field's categories: when they are few, and not so
+    many that most stand for a single training row (`rows` of them), as an ID's, a name's or a
+    sentence's do; a handful, which a warning lists anyway, are taken to be a category's levels."""
+    count = len(field["categories"])
+    return count <= MAX_LISTED and not (count > LISTED_IN_AN_ANSWER and rows and 2 * count > rows)
+
+
+def published_field(field, rows):
+    """A field as it is published: as model.json has it, but for a field whose values aren't
+    listed, their number and a sentence in their place."""
+    if "categories" not in field or lists_its_values(field, rows):
+        return field
+    count = len(field["categories"])
+    unseen = "answered, with a warning" if field["unknown_categories"] == "ignore" else "refused"
+    return {**{key: value for key, value in field.items() if key != "categories"}, "distinct_values": count,
+            "description": f"{FIELD_KINDS[field['type']]}; {count} distinct values seen in training, not listed; "
+                           f"a value never seen is {unseen}"}
+
+
+def published(metadata):
+    """model.json as GET and this document show it: no field's values listed unless
+    lists_its_values, and the example's value of such a field a placeholder, not a training row's."""
+    fields = [published_field(field, metadata["data"].get("rows")) for field in metadata["fields"]]
+    unlisted = {key: field["type"] for field in fields if "distinct_values" in field for key in (field["name"], field["column"])}
+    example = {key: PLACEHOLDERS[unlisted[key]] if key in unlisted else value for key, value in metadata["example"].items()}
+    return {**metadata, "fields": fields, "example": example}
 
 
 def description(metadata: dict, limits: dict) -> dict:
     """GET's answer: the model, and an example of each request it takes."""
+    metadata = published(metadata)
     fields, example = metadata["fields"], metadata["example"]
     as_list = [example[field["name"]] for field in fields]
     return {
@@ -41,6 +79,8 @@ def value_schema(field, may_be_null=None):
         else:
             schema["examples"] = field["categories"]
             schema["description"] = "Values training never saw are answered, with a warning"
+    elif "distinct_values" in field:
+        schema["description"] = field["description"][:1].upper() + field["description"][1:]
     elif "range" in field:
         schema["description"] = f"Training saw {field['range'][0]} to {field['range'][1]}; beyond, a warning"
     if field["nullable"] if may_be_null is None else may_be_null:
@@ -86,6 +126,7 @@ def json_content(schema, example=None):
 
 def openapi_document(metadata: dict, bigquery_returns: tuple, max_instances: int) -> dict:
     """The API as OpenAPI 3.1, for this model's fields and classes."""
+    metadata = published(metadata)
     features = [field["name"] for field in metadata["fields"]]
     return {
         "openapi": "3.1.0",

@@ -6,6 +6,8 @@ same rows, built here from the CSV with pandas, not with the function's code.
 """
 
 import json
+import os
+import re
 import shutil
 import subprocess
 
@@ -162,6 +164,7 @@ def test_what_train_py_made_of_each_table(trained):
         assert all(field["nullable"] for field in metadata["fields"])
     if name == "penguins":
         assert metadata["classes"] == ["Adelie", "Chinstrap", "Gentoo"] and metadata["task"] == "classification"
+    assert "dropped column" not in printed  # none of these tables has a column of IDs or names
     # Every pipeline train.py makes is read as data and scored with numpy, proven against scikit-learn.
     assert metadata["served_as"] == "data" and "served as data, without scikit-learn" in printed
     if name in ("penguins_mass", "diabetes"):
@@ -283,3 +286,101 @@ def test_gaps_and_text_are_trained_on_not_refused(tmp_path, committed_model):
     assert result.returncode == 0, result.stderr
     fields = json.loads((tmp_path / "model.json").read_text())["fields"]
     assert [(f["name"], f["type"], f["nullable"]) for f in fields] == [("x1", "number", True), ("colour", "string", True)]
+
+
+# Files that are no table, or no table to train on: whatever is wrong, train.py says it in one line
+# on stderr, never a traceback, and the model in --out stays as it was.
+
+PNG_START = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"
+REFUSED = " (nothing written; the existing model is unchanged)\n"
+
+
+def penguins_csv(table=None, **to_csv):
+    return (penguins() if table is None else table).to_csv(index=False, **to_csv).encode()
+
+
+def penguins_with(column, line, value):
+    """The penguins CSV with `value` in `column` on line `line` of the file (the header is line 1)."""
+    table = penguins()
+    table.loc[line - 2, column] = value
+    return penguins_csv(table)
+
+
+BROKEN_TABLES = {
+    # name: (the file's bytes, the target, the line train.py stops with, {path} standing for the file's)
+    "empty": (lambda: b"", "species", "{path}: the file is empty"),
+    "blank lines": (lambda: b"\n\n\n", "species", "{path}: holds no header and no rows"),
+    "an image": (lambda: PNG_START, "species", "{path}: not a text file: byte 0x89 on line 1 isn't UTF-8 (save it as CSV UTF-8)"),
+    "Latin-1 text": (lambda: penguins_csv().replace(b"Torgersen", "Torgersen Ø".encode("latin-1")), "species",
+                     "{path}: not a text file: byte 0xd8 on line 2 isn't UTF-8 (save it as CSV UTF-8)"),
+    "NUL bytes": (lambda: penguins_csv().replace(b"Dream", b"Dr\x00eam"), "species",
+                  "{path}: not a text file: it holds a NUL byte on line 32"),
+    "a header alone": (lambda: penguins_csv().split(b"\n")[0] + b"\n", "species", "{path}: has a header but no rows"),
+    "a line longer than the header": (lambda: penguins_csv().replace(b"\n", b",1\n", 2).replace(b",1\n", b"\n", 1), "species",
+                                      "{path}: a line has more values than the header has names"),
+    "a column named twice": (lambda: penguins_csv().replace(b"bill_depth_mm", b"bill_length_mm", 1), "species",
+                             "{path}: columns 3 and 4 are both named 'bill_length_mm'; rename one"),
+    "semicolons": (lambda: penguins_csv(sep=";"), "species",
+                   "{path}: no column 'species'; the columns are: species;island;bill_length_mm;bill_depth_mm;flipper_length_mm;"
+                   "body_mass_g;sex;year; is it separated by something else than ','? (--sep)"),
+    "1e200 in a feature": (lambda: penguins_with("bill_length_mm", 9, 1e200), "species",
+                           "{path}: column 'bill_length_mm' holds 1e+200 on line 9, beyond 1e+100, the largest magnitude "
+                           "the function takes; correct or remove that line"),
+    "1e200 in the target": (lambda: penguins_with("body_mass_g", 9, -1e200), "body_mass_g",
+                            "{path}: column 'body_mass_g' holds -1e+200 on line 9, beyond 1e+100, the largest magnitude "
+                            "the function takes; correct or remove that line"),
+    "whole numbers beyond 64 bits": (lambda: penguins_csv().replace(b",2007\n", b",123456789012345678901234567890\n"), "species",
+                                     "column 'year' holds whole numbers too large for 64 bits; written with a decimal point "
+                                     "(1234.0) they are read as numbers"),
+    "a target of one value": (lambda: penguins_csv(penguins().assign(species="Adelie")), "species",
+                              "the target 'species' has a single class; nothing to predict"),
+    "a target without values": (lambda: penguins_csv(penguins().assign(species=None)), "species",
+                                "{path}: the target 'species' is empty on every line"),
+    "the target alone": (lambda: penguins_csv(penguins()[["species"]]), "species",
+                         "{path}: no feature columns besides the target 'species'"),
+}
+
+
+def stops_in_one_line(result, line):
+    """That the tool failed saying `line`, that it wrote nothing, and nothing else."""
+    assert (result.returncode, result.stderr) == (1, line + REFUSED), result.stderr
+    assert "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("name", list(BROKEN_TABLES))
+def test_a_file_train_cannot_use_stops_it_in_one_line(tmp_path, out_dir, name):
+    content, target, line = BROKEN_TABLES[name]
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    data = tmp_path / "table.csv"
+    data.write_bytes(content())
+    stops_in_one_line(run_train("--data", data, "--target", target, "--out", out_dir), "train.py: " + line.format(path=data))
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before
+
+
+def test_random_bytes_a_folder_or_no_file_stop_train_in_one_line(tmp_path, out_dir):
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    noise = tmp_path / "noise.csv"
+    noise.write_bytes(os.urandom(4096))
+    result = run_train("--data", noise, "--target", "species", "--out", out_dir)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert re.fullmatch(rf"train\.py: {re.escape(str(noise))}: not a text file: (byte 0x[0-9a-f]{{2}} on line \d+ isn't UTF-8 "
+                        rf"\(save it as CSV UTF-8\)|it holds a NUL byte on line \d+){re.escape(REFUSED)}", result.stderr)
+    folder = run_train("--data", tmp_path, "--target", "species", "--out", out_dir)
+    stops_in_one_line(folder, f"train.py: {tmp_path}: is a folder, not a file")
+    absent = run_train("--data", tmp_path / "absent.csv", "--target", "species", "--out", tmp_path / "new")
+    stops_in_one_line(absent, f"train.py: {tmp_path / 'absent.csv'}: file not found")
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before and not (tmp_path / "new").exists()
+
+
+def test_a_bom_and_windows_line_endings_train_as_the_plain_file(tmp_path, committed_model):
+    """Excel's "CSV UTF-8" starts with a byte order mark and ends its lines with CR LF: read as the
+    same table, not as a first column named "\\ufeffspecies" and values ending in "\\r"."""
+    (tmp_path / "plain.csv").write_bytes(penguins_csv())
+    (tmp_path / "excel.csv").write_bytes("\ufeff".encode() + penguins_csv(lineterminator="\r\n"))
+    made = {}
+    for name in ("plain", "excel"):
+        result = run_train("--data", tmp_path / f"{name}.csv", "--target", "species", "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        made[name] = json.loads((tmp_path / name / "model.json").read_text())
+    assert made["excel"]["fields"] == made["plain"]["fields"] and made["excel"]["example"] == made["plain"]["example"]
+    assert made["excel"]["classes"] == ["Adelie", "Chinstrap", "Gentoo"] == made["plain"]["classes"]
