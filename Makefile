@@ -55,9 +55,10 @@ train: $(VENV)/tools-installed ## fit a pipeline on iris, or DATA=file.csv TARGE
 	@$(BIN)/python train.py $(if $(DATA),--data "$(DATA)" --target "$(TARGET)") $(if $(TASK),--task "$(TASK)") \
 		$(if $(DROP),--drop "$(DROP)") $(if $(SEP),--sep "$(SEP)") $(if $(OUT),--out "$(OUT)")
 
-package: $(VENV)/tools-installed ## describe a pipeline made elsewhere: MODEL=model.pkl [DATA=sample.csv TARGET= MODULES=a.py CLASS_NAMES=a,b NAME= OUT=]
+# TRUST= names the libraries whose code the pickle may run (scikit-learn, xgboost): only for a file you made.
+package: $(VENV)/tools-installed ## describe a pipeline made elsewhere: MODEL=model.pkl [DATA=sample.csv TARGET= TRUST=scikit-learn MODULES=a.py CLASS_NAMES=a,b NAME= OUT=]
 	@$(BIN)/python package.py "$(MODEL)" $(if $(DATA),--data "$(DATA)") $(if $(TARGET),--target "$(TARGET)") \
-		$(if $(MODULES),--modules "$(MODULES)") $(if $(CLASS_NAMES),--class-names "$(CLASS_NAMES)") \
+		$(if $(TRUST),--trust "$(TRUST)") $(if $(MODULES),--modules "$(MODULES)") $(if $(CLASS_NAMES),--class-names "$(CLASS_NAMES)") \
 		$(if $(NAME),--name "$(NAME)") $(if $(OUT),--out "$(OUT)")
 
 test: install chromium ## run every test

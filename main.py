@@ -28,7 +28,7 @@ import orjson
 
 from serving import open_inference
 from serving.answers import JSON_TYPE, Answer, function_error, json_answer
-from serving.bundle import ModelError, load_model
+from serving.bundle import ModelError, load_model, trust_line
 from serving.fields import InputError
 from serving.formats import MLflow, Single, bigquery_returns, request_format
 from serving.openapi import description, openapi_document
@@ -51,6 +51,7 @@ try:
         raise SettingError("page.html: not found")
 except (SettingError, ModelError) as err:
     sys.exit(f"cannot serve: {err}")
+log({"severity": "INFO", "message": f"serving {MODEL.metadata['name']}: {trust_line(MODEL.metadata)}"})  # whose code it runs
 
 
 # GET's answers never change while the instance lives: built once, here.

@@ -1,10 +1,13 @@
 """Package a pipeline made elsewhere (a notebook's `joblib.dump(pipe, f)`) as this bundle's model.
 
     python package.py notebook/model.pkl --data sample.csv [--target column]
-        [--modules my_steps.py,...] [--class-names a,b,c] [--name name] [--out folder]
+        [--trust scikit-learn,...] [--modules my_steps.py,...] [--class-names a,b,c] [--name name] [--out folder]
 
-It loads the pickle safely (safe_pickle: nothing in it runs), reads what the pipeline knows about
-itself (its columns, classes, fitted encoders' categories, classifier or regressor,
+It reads the pickle as data first (nothing in it runs), and unpickles it only if every object in it
+is a checked record of a class read as data, or if you said you trust it (--trust: the libraries
+whose code it may run; --modules: your own module files), and then first in a child process bounded
+in time and memory (bundling/loading.py says why: loading a pickle can run any code). It reads what
+the pipeline knows about itself (its columns, classes, fitted encoders' categories, classifier or regressor,
 predict_proba or not), takes the fields' types, gaps and ranges from the sample, tries what the
 pipeline accepts (a null, a category it never saw, an array instead of a DataFrame), checks that
 it scores every row of the sample as the function will give them to it (and how well, when the
@@ -14,91 +17,20 @@ served is refused here, with what to do about it.
 """
 
 import argparse
-import pickle
-import shutil
 import sys
-import warnings
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from bundling.fields import DataError, column_type, fields_of, model_name, python_values
+from bundling.fields import DataError, column_type, fields_of, model_name, python_values, stopped
+from bundling.loading import load_pipeline
 from bundling.probe import NEVER_SEEN, Probe, first_failure, input_kind
+from bundling.table import check_numbers, existing_file, read_csv, separator_hint
 from bundling.writer import served_as, write_bundle
-from serving import safe_pickle
 from serving.bundle import as_list
+from serving.safe_pickle import canonical
 
 HERE = Path(__file__).resolve().parent
-
-
-class RecordingUnpickler(safe_pickle.SafeUnpickler):
-    """safe_pickle's unpickler, noting each module the pickle names (numpy's tell its version)."""
-
-    named = set()
-
-    def find_class(self, module, name):
-        self.named.add(module)
-        return super().find_class(module, name)
-
-
-def load_pipeline(path, modules):
-    """The pipeline in the pickle at `path`; DataError saying what to do if it can't be served."""
-    from sklearn.exceptions import InconsistentVersionWarning
-
-    content = Path(path).read_bytes()
-    for module in modules:
-        sys.path.insert(0, str(Path(module).resolve().parent))
-    own = [Path(module).stem for module in modules]
-    RecordingUnpickler.named = set()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", InconsistentVersionWarning)
-            pipeline = safe_pickle.load(content, own, RecordingUnpickler)
-    except safe_pickle.RefusedGlobal as err:
-        raise DataError(refused(path, err)) from None
-    except pickle.UnpicklingError as err:
-        raise DataError(f"{path}: not a pickle this can read ({err})") from None
-    except Exception as err:
-        raise DataError(f"{path}: failed to load ({type(err).__name__}: {err}){versions_hint()}") from None
-    made_with = {w.message.original_sklearn_version for w in caught if issubclass(w.category, InconsistentVersionWarning)}
-    if made_with:
-        raise DataError(other_versions(path, "scikit-learn", ", ".join(sorted(made_with)), version("scikit-learn")))
-    if any(module.startswith("numpy.core") for module in RecordingUnpickler.named):
-        raise DataError(other_versions(path, "numpy", "1.x (it names numpy.core, which numpy 2 calls numpy._core)",
-                                       version("numpy")))
-    if not hasattr(pipeline, "predict"):
-        raise DataError(f"{path}: holds a {type(pipeline).__name__}, which has no predict; pickle the fitted pipeline itself")
-    return pipeline
-
-
-def refused(path, err):
-    if err.module == "__main__":
-        return (f"{path}: it uses {err.name}, a class defined in the notebook itself (__main__), which a function "
-                f"can't import: move {err.name} into a module of its own (my_steps.py, say), import it from there "
-                f"in the notebook, fit and dump the pipeline again, and package it with MODULES=my_steps.py")
-    import importlib.util
-    import sysconfig
-
-    top = err.module.split(".")[0]
-    spec = importlib.util.find_spec(top)
-    installed = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
-    if spec is not None and (spec.origin in (None, "built-in", "frozen") or spec.origin.startswith(installed)):
-        return f"{path}: {err}: a pipeline is made of scikit-learn, numpy and scipy, and of modules given with MODULES="
-    where = spec.origin if spec is not None else f"path/to/{top}.py"
-    return (f"{path}: it uses {err.module}.{err.name}, from the module {top}, which the bundle doesn't hold: add it "
-            f"with MODULES={where} (the file is copied next to main.py, shipped in archive.zip, and allowed to load)")
-
-
-def versions_hint():
-    return f"; was it made with another scikit-learn than {version('scikit-learn')}? Retrain it with that version"
-
-
-def other_versions(path, package, made_with, pinned):
-    return (f"{path}: made with {package} {made_with}, but requirements.txt pins {package} {pinned}; a pickle is only "
-            f"sure to load, and to answer the same, with the versions that made it. Either retrain it with "
-            f"{package} {pinned} (in the notebook: pip install {package}=={pinned}, then fit and dump again), or pin "
-            f"the versions it was made with in requirements.txt (which the tools install too), and package again")
 
 
 def encoders(pipeline):
@@ -141,13 +73,16 @@ def stated_columns(pipeline):
 
 def read_sample(path, columns, target, n_features):
     """The sample's feature columns (the pipeline's, in its order), as pandas read them, and the target if asked."""
-    import pandas as pd
-
-    table = pd.read_csv(path)
+    table = read_csv(path)
     if str(table.columns[0]).startswith("Unnamed: 0"):
         table = table.drop(columns=[table.columns[0]])  # the index pandas writes with to_csv
+    hint = separator_hint(table)
+    if hint:
+        raise DataError(f"{path}: {hint} A sample's columns are separated by commas (to_csv's default)")
     if target and target not in table.columns:
         raise DataError(f"{path}: no column {target!r}; the columns are: {', '.join(map(str, table.columns))}")
+    if target and table[target].isna().all():
+        raise DataError(f"{path}: the target {target!r} is empty on every line; without TARGET= it is packaged unscored")
     if columns is None:
         columns = [str(c) for c in table.columns if c != target]
         if n_features is not None and len(columns) != n_features:
@@ -155,15 +90,37 @@ def read_sample(path, columns, target, n_features):
     missing = [column for column in columns if column not in table.columns]
     if missing:
         raise DataError(f"{path}: lacks the pipeline's columns: {', '.join(missing)}")
+    check_numbers(path, table, columns + [target] if target else columns)
     return table, columns
 
 
-def package(model, data=None, target=None, modules=(), class_names=None, name=None, out=HERE):
-    """Describe the pipeline in `model` and write the bundle into `out`. Returns the metadata and
-    the notes to print."""
+def sample_metrics(path, task, target, labels):
+    """How well the pipeline's `labels` answer the sample's `target` (a pandas column) on its rows
+    that have one: accuracy, or mean absolute error and R², which divides by the target's spread,
+    so only when it has one."""
+    from pandas.api.types import is_numeric_dtype
+
+    if task == "regression" and not is_numeric_dtype(target):
+        raise DataError(f"{path}: the target {target.name!r} holds text, but the pipeline is a regression")
+    known = target.notna().to_numpy()
+    truth, labels = target.to_numpy()[known], labels[known]
+    if task == "classification":
+        return {"sample_accuracy": round(float(np.mean(labels == truth)), 4)}
+    truth, residual = truth.astype(float), labels.astype(float) - truth.astype(float)
+    metrics = {"sample_mae": round(float(np.mean(np.abs(residual))), 4)}
+    spread = np.sum((truth - truth.mean()) ** 2)
+    if spread > 0:
+        metrics["sample_r2"] = round(float(1 - np.sum(residual**2) / spread), 4)
+    return metrics
+
+
+def package(model, data=None, target=None, modules=(), class_names=None, name=None, out=HERE, trust=()):
+    """Describe the pipeline in `model` and write the bundle into `out`, unpickled only as `trust`
+    (the libraries whose code it may run) and `modules` allow. Returns the metadata and the notes to print."""
     from sklearn.base import is_classifier, is_regressor
 
-    pipeline = load_pipeline(model, modules)
+    existing_file(model)  # before load_pipeline reads it: a path that names nothing, or a folder, in one line
+    pipeline, own = load_pipeline(model, modules, trust)
     notes = []
     task = "classification" if is_classifier(pipeline) or hasattr(pipeline, "classes_") else "regression"
     if not (is_classifier(pipeline) or is_regressor(pipeline) or hasattr(pipeline, "classes_")):
@@ -200,16 +157,7 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
             if unseen is not None and not probe.takes(example[:j] + [unseen] + example[j + 1:]):
                 field["unknown_categories"] = "error"
     labels, _ = probe.answers(rows)
-    metrics = {}
-    if data is not None and target:
-        known_target = table[target].notna().to_numpy()
-        truth, labels = table[target].to_numpy()[known_target], labels[known_target]
-        if task == "classification":
-            metrics["sample_accuracy"] = round(float(np.mean(labels == truth)), 4)
-        else:
-            residual = labels.astype(float) - truth.astype(float)
-            metrics["sample_mae"] = round(float(np.mean(np.abs(residual))), 4)
-            metrics["sample_r2"] = round(float(1 - np.sum(residual**2) / np.sum((truth - truth.mean()) ** 2)), 4)
+    metrics = sample_metrics(data, task, table[target], labels) if data is not None and target else {}
     source = Path(data) if data else Path(model)
     steps = getattr(pipeline, "steps", [(type(pipeline).__name__.lower(), pipeline)])
     description = {
@@ -229,20 +177,33 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
         if len(names) != len(classes):
             raise DataError(f"--class-names gives {len(names)} names for the {len(classes)} classes {classes}")
         description["classes"], description["class_names"] = classes, names
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for module in modules:
-        if Path(module).resolve() != (out / Path(module).name).resolve():
-            shutil.copy(module, out / Path(module).name)
-        ignore = out / ".gcloudignore"
-        if ignore.is_file() and f"!{Path(module).name}" not in ignore.read_text().split():
-            ignore.write_text(ignore.read_text() + f"!{Path(module).name}\n")
-    metadata = write_bundle(pipeline, description, out, rows)
+    metadata = write(pipeline, description, Path(out), rows, trust, own)
+    return metadata, notes + trust_notes(metadata, trust, Path(out))
+
+
+def write(pipeline, description, out, rows, trust, own):
+    """write_bundle, then what else the bundle's folder needs: its own modules let through .gcloudignore."""
+    metadata = write_bundle(pipeline, description, out, rows, trust, list(own.values()))
+    ignore = out / ".gcloudignore"
+    for module in own:
+        if ignore.is_file() and f"!{module}.py" not in ignore.read_text().split():
+            ignore.write_text(ignore.read_text() + f"!{module}.py\n")
+    return metadata
+
+
+def trust_notes(metadata, trust, out):
+    """Which libraries TRUST= named that it didn't need, and what serving it needs installed."""
+    notes = []
+    unused = [library for library in trust if canonical(library) not in metadata["trust"]]
+    if unused:
+        notes.append(f"TRUST={','.join(unused)} not needed: " + ("every object in it is read as data, and no code from it "
+                     "runs" if metadata["served_as"] == "data" else "it names nothing of theirs"))
     if metadata["served_as"] == "pipeline":
         pinned = "now pins them" if (out / "requirements.txt").is_file() else "must pin them"
-        needs = "scikit-learn, scipy, joblib" + (" and pandas (it takes a DataFrame)" if kind == "dataframe" else "")
+        libraries = ["scikit-learn", "scipy", "joblib"] + [library for library in metadata["trust"] if library != "scikit-learn"]
+        needs = ", ".join(libraries) + (" and pandas (it takes a DataFrame)" if metadata["input"] == "dataframe" else "")
         notes.append(f"serving unpickles it, with {needs}: requirements.txt {pinned}")
-    return metadata, notes
+    return notes
 
 
 def main(argv=None):
@@ -250,6 +211,8 @@ def main(argv=None):
     parser.add_argument("model", help="the pickled pipeline (joblib.dump or pickle.dump)")
     parser.add_argument("--data", help="a CSV sample of the rows it takes (the training data will do)")
     parser.add_argument("--target", help="the sample's column the pipeline predicts, to report how well it does")
+    parser.add_argument("--trust", default="", help="libraries whose code the pickle may run as it loads and answers, "
+                        "comma separated (scikit-learn, xgboost): loading a pickle can run any code, so only for a file you made")
     parser.add_argument("--modules", default="", help="module files the pipeline's own classes live in, comma separated")
     parser.add_argument("--class-names", default="", help="names for the classes, in the pipeline's order, comma separated")
     parser.add_argument("--name", help="the model's name (default: from the file names)")
@@ -258,10 +221,10 @@ def main(argv=None):
     modules = [module for module in args.modules.split(",") if module]
     try:
         metadata, notes = package(args.model, args.data, args.target, modules,
-                                  [n for n in args.class_names.split(",") if n] or None, args.name, args.out)
-    except DataError as err:
-        print(f"package.py: {err}", file=sys.stderr)
-        print("package.py: nothing written; the existing model is unchanged", file=sys.stderr)
+                                  [n for n in args.class_names.split(",") if n] or None, args.name, args.out,
+                                  [library.strip() for library in args.trust.split(",") if library.strip()])
+    except Exception as err:  # whatever stops it, the user reads one line, not a traceback
+        print(stopped("package.py", err), file=sys.stderr)
         return 1
     fields = ", ".join(f"{f['name']} ({f['type']}{', may be null' if f['nullable'] else ''})" for f in metadata["fields"])
     lines = [f"packaged {args.model}: {' + '.join(step.split(': ')[1] for step in metadata['pipeline'])}, "

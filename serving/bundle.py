@@ -18,7 +18,8 @@ object's class and state, nothing run) are checked and built into steps computed
 (serving/records.py, serving/scorers/), and scikit-learn is never imported (seconds of a small
 instance's CPU, and 100 MiB). The bundle writer proved, with scikit-learn, that these steps give
 the pipeline's answers before it wrote `data` there. Any other bundle is unpickled through
-safe_pickle, and answers through its own predict.
+safe_pickle, and answers through its own predict, but only if model.json records whose code it
+trusts (`trust`, and its own `modules`): loading a pickle can run any code it names.
 """
 
 import hashlib
@@ -47,7 +48,7 @@ class ModelError(Exception):
 
 
 def is_number(value):
-    return type(value) in (int, float) and math.isfinite(value)
+    return type(value) is int or (type(value) is float and math.isfinite(value))  # an int is finite, however long
 
 
 FIELD_VALUE_TYPES = {"number": is_number, "integer": lambda v: type(v) is int, "string": lambda v: type(v) is str,
@@ -105,8 +106,10 @@ def check_metadata(metadata, folder):
 
     if not isinstance(metadata, dict):
         raise problem("not a JSON object")
+    check_writable(metadata, problem)
     known = {"name", "task", "model_file", "model_sha256", "trained_at", "data", "fields", "input", "classes",
-             "class_names", "pipeline", "metrics", "example", "versions", "modules", "served_as", "proof"}
+             "class_names", "pipeline", "metrics", "example", "versions", "modules", "served_as", "proof", "trust",
+             "unpickles"}
     unknown = set(metadata) - known
     if unknown:
         raise problem(f"unknown keys: {', '.join(sorted(unknown))}")
@@ -116,6 +119,8 @@ def check_metadata(metadata, folder):
     for key, kind in required.items():
         if type(metadata.get(key)) is not kind:
             raise problem(f"{key} must be {'an object' if kind is dict else 'a list' if kind is list else 'a string'}")
+    if type(metadata["data"].get("target")) is not str:  # what the OpenAPI document says the model predicts
+        raise problem("data.target must be a string: the column the model predicts")
     if not NAME.fullmatch(metadata["name"]):
         raise problem("name must be lower-case letters, digits and hyphens, starting with a letter")
     if metadata["task"] not in ("classification", "regression"):
@@ -143,6 +148,46 @@ def check_metadata(metadata, folder):
     check_classes_and_example(metadata, problem)
 
 
+# model.json's own nesting is 4 deep (fields[0].range); no bundle needs 32, and the answers that
+# quote it are written by orjson, which refuses more than 255.
+MAX_DEPTH = 32
+
+
+def check_writable(metadata, problem):
+    """That model.json is what the answers quoting it (GET's description, /openapi.json) can write:
+    nested at most MAX_DEPTH deep, integers within 64 bits, text that UTF-8 can hold. Walked with a
+    stack: recursing as deep as the file is nested is what this guards against."""
+    stack = [("", metadata, 1)]
+    while stack:
+        where, value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise problem(f"nested more than {MAX_DEPTH} deep")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((json_path(where, key), item, depth + 1) for key, item in items)
+        if isinstance(value, dict) and not all(map(is_utf8, value)):
+            raise problem(f"{where or 'the top level'} has a key that no UTF-8 text can hold (a lone surrogate)")
+        if type(value) is int and not -2**63 <= value < 2**64:
+            raise problem(f"{where} is an integer beyond 64 bits")
+        if type(value) is str and not is_utf8(value):
+            raise problem(f"{where} is text that no UTF-8 can hold (a lone surrogate)")
+
+
+def is_utf8(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON may spell
+        return False
+    return True
+
+
+def json_path(where, key):
+    if isinstance(key, int):
+        return f"{where}[{key}]"
+    key = key.encode("utf-8", "backslashreplace").decode("utf-8")  # a key no UTF-8 can hold, as JSON spells it
+    return f"{where}.{key}" if where else key
+
+
 def check_classes_and_example(metadata, problem):
     if metadata["task"] == "classification":
         classes, names = metadata.get("classes"), metadata.get("class_names")
@@ -165,6 +210,12 @@ def check_classes_and_example(metadata, problem):
         value = example[field["name"]]
         if not (FIELD_VALUE_TYPES[field["type"]](value) or (value is None and field["nullable"])):
             raise problem(f"example's {field['name']} is not a {field['type']}")
+    from serving.fields import InputError, Schema
+
+    try:  # as a request's row is checked: within fields.MAX_MAGNITUDE, one of its categories
+        Schema(metadata["fields"]).row(example)
+    except InputError as err:
+        raise problem(f"example's {err.message}") from None
 
 
 def read_metadata(folder):
@@ -173,6 +224,8 @@ def read_metadata(folder):
         metadata = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelError(f"{METADATA_FILE}: not found") from None
+    except RecursionError:  # Python's JSON reader recurses as deep as the file is nested
+        raise ModelError(f"{METADATA_FILE}: nested more than {MAX_DEPTH} deep") from None
     except (OSError, ValueError) as err:
         raise ModelError(f"{METADATA_FILE}: unreadable ({err})") from None
     check_metadata(metadata, folder)
@@ -261,17 +314,46 @@ def sklearn_versions(record):
             if isinstance(each.state, dict) and "_sklearn_version" in each.state}
 
 
-def unpickle(content, metadata):
-    """The pipeline in model.pkl's checked bytes, if it fits model.json."""
+def check_trust(metadata):
+    """A bundle unpickled at start must record whose code it trusts: the libraries (make package
+    TRUST=) and its own modules (MODULES=) whose code model.pkl may run as it loads and answers."""
+    trust, names = metadata.get("trust"), metadata.get("unpickles")
+    if trust is not None and not (isinstance(trust, list) and all(type(library) is str and library for library in trust)):
+        raise ModelError(f"{METADATA_FILE}: trust must be a list of library names")
+    if names is not None and not (isinstance(names, list) and all(type(name) is str for name in names)):
+        raise ModelError(f"{METADATA_FILE}: unpickles must be a list of module.name strings")
+    if metadata["served_as"] == "pipeline" and not (trust or metadata["modules"]):
+        raise ModelError(f"{METADATA_FILE}: {metadata['model_file']} is served as a pipeline, unpickled here, and loading "
+                         "a pickle can run any code it names, but trust records no library whose code it may run; "
+                         "package it again with make package TRUST=..., and only if you made it")
+
+
+def trust_line(metadata):
+    """What model.json says this instance trusts of model.pkl, for the line printed at start."""
+    name = metadata["model_file"]
+    if metadata["served_as"] == "data":
+        return f"{name} is read as data: no code in it runs (trust: none)"
+    trusted = metadata.get("trust", []) + [f"{module}.py" for module in metadata["modules"]]
+    return f"{name} is unpickled, trusting the code of {', '.join(trusted)} (model.json's trust), which it may run"
+
+
+def unpickle(content, metadata, folder):
+    """The pipeline in model.pkl's checked bytes, if it fits model.json: each name it gives checked
+    against what model.json trusts, before anything is imported."""
     from sklearn.exceptions import InconsistentVersionWarning
 
     from serving import safe_pickle  # joblib's unpickler, which a bundle served as data never needs
 
     name = metadata["model_file"]
     try:
+        trust = safe_pickle.Trust(metadata["trust"], {module: Path(folder) / f"{module}.py" for module in metadata["modules"]},
+                                  only=metadata.get("unpickles"))
+    except safe_pickle.UnknownLibrary as err:
+        raise ModelError(f"{METADATA_FILE}: trust names {err}, which is not installed; pin it in requirements.txt") from None
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", InconsistentVersionWarning)
-            pipeline = safe_pickle.load(content, own_modules=metadata["modules"])
+            pipeline = safe_pickle.load(content, trust)
     except safe_pickle.RefusedGlobal as err:
         raise ModelError(f"{name}: {err}") from None
     except InconsistentVersionWarning as warning:
@@ -294,12 +376,17 @@ def load_model(folder, expected_sha256=None) -> Model:
     metadata = read_metadata(folder)
     content = read_pickle(metadata, folder, expected_sha256)
     check_versions(metadata)
+    check_trust(metadata)
     if metadata["served_as"] == "data":
         model = Model(metadata, read_as_data(content, metadata), "array")
     else:
         if metadata["input"] == "dataframe" and importlib.util.find_spec("pandas") is None:
             raise ModelError(f"{METADATA_FILE}: this pipeline takes a pandas DataFrame, and pandas is not installed; "
                              "pin it in requirements.txt (make package does)")
-        model = Model(metadata, unpickle(content, metadata), metadata["input"])
-    model.predict([model.schema.row(metadata["example"])[0]])  # it must answer its own example
+        model = Model(metadata, unpickle(content, metadata, folder), metadata["input"])
+    try:  # it must answer its own example (a row model.json's check found good)
+        model.answers([model.schema.row(metadata["example"])[0]])
+    except Exception as err:  # a pipeline can fail in any way; each means it can't serve
+        reason = " ".join(str(err).split())[:300]
+        raise ModelError(f"{metadata['model_file']}: it fails on {METADATA_FILE}'s example ({type(err).__name__}: {reason})") from None
     return model

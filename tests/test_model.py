@@ -122,8 +122,8 @@ def test_the_function_serves_iris_without_importing_scikit_learn():
 def test_a_bundle_imports_only_the_scorer_families_its_pickle_names(bundle):
     # Each family's code is loaded at every cold start: iris (a scaler and a logistic regression)
     # needs neither the trees nor the boosting.
-    script = ("import sys; from serving.bundle import load_model; load_model(sys.argv[1]); "
-              "print(sorted(m.rpartition('.')[2] for m in sys.modules if m.startswith('serving.scorers.')))")
+    script = ("import sys; from serving import scorers; from serving.bundle import load_model; load_model(sys.argv[1]); "
+              "print(sorted(name for name in scorers.FAMILIES if f'serving.scorers.{name}' in sys.modules))")
     result = subprocess.run([sys.executable, "-c", script, bundle], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "['compose', 'linear', 'preprocessing']"
 
@@ -178,6 +178,11 @@ def test_class_names_and_the_example_may_be_edited_by_hand(bundle, served_bundle
     ({"metrics": {"cv_accuracy": "high"}}, "metrics must all be numbers"),
     ({"modules": ["os"]}, "modules lists 'os', which is not a module file in the bundle"),
     ({"colour": "blue"}, "unknown keys: colour"),
+    ({"example": {**TUTORIAL_ROW, "sepal_length": 1e200}}, "example's sepal_length must be between -1e+100 and 1e+100"),
+    ({"data": {"source": "iris", "target": "species", "notes": json.loads("[" * 40 + "]" * 40)}}, "nested more than 32 deep"),
+    ({"data": {"source": "iris", "target": "species", "rows": 10**20}}, "data.rows is an integer beyond 64 bits"),
+    ({"data": {"source": "\ud800", "target": "species"}}, "data.source is text that no UTF-8 can hold (a lone surrogate)"),
+    ({"data": {"source": "iris"}}, "data.target must be a string: the column the model predicts"),
 ])
 def test_model_json_is_checked_as_a_whole(bundle, changes, message):
     rewrite(bundle, **changes)
@@ -242,11 +247,13 @@ def test_model_sha256_pointing_elsewhere_is_refused(bundle, metadata):
 
 
 def with_pickle(bundle, obj, dump=joblib.dump, served_as="pipeline"):
-    """model.pkl replaced by `obj` pickled, and model.json rewritten to match it, served as said."""
+    """model.pkl replaced by `obj` pickled, and model.json rewritten to match it, served as said
+    (unpickled, trusting scikit-learn's code, as make package TRUST=scikit-learn records it)."""
     with open(bundle / "model.pkl", "wb") as f:
         dump(obj, f)
     sha256 = hashlib.sha256((bundle / "model.pkl").read_bytes()).hexdigest()
-    return rewrite(bundle, model_sha256=sha256, served_as=served_as)
+    trust = ["scikit-learn"] if served_as == "pipeline" else []
+    return rewrite(bundle, model_sha256=sha256, served_as=served_as, trust=trust)
 
 
 class WritesAFile:
@@ -330,13 +337,58 @@ def start(folder, env=None):
     ({"MAX_BODY_BYTES": "-1"}, "cannot serve: MAX_BODY_BYTES: '-1' is not a whole number of 1 or more"),
     ({"MAX_INSTANCES": "0"}, "cannot serve: MAX_INSTANCES: '0' is not a whole number of 1 or more"),
     ({"ALLOWED_ORIGINS": "shop.example.com"},
-     "cannot serve: ALLOWED_ORIGINS: 'shop.example.com' is not an origin (scheme://host[:port], with no path) or *"),
+     "cannot serve: ALLOWED_ORIGINS: 'shop.example.com' is not an origin a browser sends: it is not scheme://host[:port]"),
+    ({"MAX_BODY_BYTES": str(10**30)}, "cannot serve: MAX_BODY_BYTES: '1000000000000000000000000000000' is more than "
+                                      "33554432 (32 MiB), the most Cloud Run functions take in a request"),
+    ({"MAX_INSTANCES": "9" * 5000},
+     "cannot serve: MAX_INSTANCES: a number of 5000 digits is more than 8388608 rows, the most a request of 32 MiB can hold"),
+    ({"ALLOWED_ORIGINS": "https://shop.example.com:99999"},
+     "cannot serve: ALLOWED_ORIGINS: 'https://shop.example.com:99999' is not an origin a browser sends: "
+     "its port must be a whole number from 1 to 65535"),
+    ({"ALLOWED_ORIGINS": "https://shop\x07.example.com"},
+     "cannot serve: ALLOWED_ORIGINS: 'https://shop\\x07.example.com' is not an origin a browser sends: "
+     "it holds a space, a control character or a letter beyond ASCII (a browser sends a host in punycode)"),
     ({"MODEL_SHA256": "abc"}, "cannot serve: MODEL_SHA256: 'abc' is not a SHA-256 (64 hex digits)"),
 ])
 def test_a_bad_setting_stops_the_instance_with_one_line(served_bundle, env, line):
     result = start(served_bundle, env)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [line]
+
+
+@pytest.mark.parametrize("origins, refusal", [
+    ("https://shop.example.com:443", "443 is https's default port, which a browser leaves out: write https://shop.example.com"),
+    ("http://shop.example.com:0", "its port must be a whole number from 1 to 65535"),
+    ("https://Shop.Example.com", "a browser writes it in lower case: https://shop.example.com"),
+    ("ftp://shop.example.com", "its scheme must be http or https"),
+    ("https://shop.example.com/", "it has a path, a query, a fragment or a user; an origin is scheme://host[:port] alone"),
+    ("https://user@shop.example.com", "it has a path, a query, a fragment or a user; an origin is scheme://host[:port] alone"),
+    ("https://shop example.com", "it holds a space, a control character or a letter beyond ASCII (a browser sends a host in punycode)"),
+    ("https://café.example", "it holds a space, a control character or a letter beyond ASCII (a browser sends a host in punycode)"),
+    ("https://shop.example.com.", "its host 'shop.example.com.' is not a DNS name: labels of letters, digits and hyphens "
+                                  "(not first or last), 1 to 63 characters, between single dots"),
+    ("https://shop_1.example.com", "its host 'shop_1.example.com' is not a DNS name: labels of letters, digits and hyphens "
+                                   "(not first or last), 1 to 63 characters, between single dots"),
+    ("http://300.1.1.1:8080", "its host 300.1.1.1 is not an IPv4 address"),
+    ("http://[::1", "its host opens a [ that no ] closes"),
+    ("http://[0:0::1]:8080", "a browser writes this address as [::1]"),
+    ("http://[fe80::1%eth0]", "a browser sends no IPv6 zone (%...) in an origin"),
+])
+def test_allowed_origins_are_origins_as_a_browser_sends_them(origins, refusal):
+    from serving.settings import SettingError, read_settings
+
+    with pytest.raises(SettingError) as caught:
+        read_settings({"ALLOWED_ORIGINS": f"https://shop.example.com, {origins}"})
+    assert str(caught.value) == f"ALLOWED_ORIGINS: {origins!r} is not an origin a browser sends: {refusal}"
+
+
+def test_allowed_origins_a_browser_sends_are_taken_and_star_stands_alone():
+    from serving.settings import SettingError, read_settings
+
+    listed = "https://shop.example.com, http://localhost:3000, http://127.0.0.1:8080, http://[::1]:8443, https://xn--caf-dma.example"
+    assert read_settings({"ALLOWED_ORIGINS": listed}).allowed_origins == [origin.strip() for origin in listed.split(",")]
+    with pytest.raises(SettingError, match=r"^ALLOWED_ORIGINS: \* allows every origin, so it stands alone; give \* or a list of origins$"):
+        read_settings({"ALLOWED_ORIGINS": "*, https://shop.example.com"})
 
 
 def test_a_bad_bundle_stops_the_instance_with_one_line(served_bundle):
@@ -378,3 +430,38 @@ def test_a_malformed_record_stops_the_instance_with_one_line(served_bundle, pipe
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("cannot serve: model.pkl: LogisticRegression: coef_ is (3, 3)"), line
+
+
+def test_a_model_json_or_a_pipeline_that_fails_at_start_stops_the_instance_with_one_line(served_bundle, pipeline):
+    """Each failure at start is one line, and no traceback: a model.json nested past Python's own
+    recursion, an example no request could send, a pipeline that fails on its own example."""
+    import copy
+
+    (served_bundle / "model.json").write_text("[" * 100_000 + "]" * 100_000)
+    lines = [start(served_bundle).stderr.strip().splitlines()]
+    shutil.copy(ROOT / "model.json", served_bundle)
+    rewrite(served_bundle, example={**TUTORIAL_ROW, "petal_width": 1e200})
+    lines.append(start(served_bundle).stderr.strip().splitlines())
+    shutil.copy(ROOT / "model.json", served_bundle)
+    broken = copy.deepcopy(pipeline)
+    del broken.steps[1][1].coef_  # which LogisticRegression's predict reads
+    with_pickle(served_bundle, broken)
+    rewrite(served_bundle, trust=["scikit-learn"])  # unpickled, as its maker said it may be
+    result = start(served_bundle)
+    assert result.returncode != 0
+    assert lines + [result.stderr.strip().splitlines()] == [
+        ["cannot serve: model.json: nested more than 32 deep"],
+        ["cannot serve: model.json: example's petal_width must be between -1e+100 and 1e+100"],
+        ["cannot serve: model.pkl: it fails on model.json's example "
+         "(AttributeError: 'LogisticRegression' object has no attribute 'coef_')"],
+    ]
+
+
+def test_a_pipeline_that_fails_on_its_example_is_refused(bundle, pipeline):
+    import copy
+
+    broken = copy.deepcopy(pipeline)
+    broken.steps[1][1].coef_ = np.full_like(broken.steps[1][1].coef_, np.nan)  # which scikit-learn answers with
+    with_pickle(bundle, broken)
+    rewrite(bundle, trust=["scikit-learn"])  # unpickled, as its maker said it may be
+    assert refusal(bundle) == "model.pkl: it fails on model.json's example (ValueError: the model's probabilities are not finite numbers)"

@@ -198,10 +198,17 @@ def test_a_class_from_a_module_of_ones_own_is_packaged_with_that_module(tmp_path
     assert ("it uses notebook_steps.Clip, from the module notebook_steps, which the bundle doesn't hold: "
             "add it with MODULES=") in without.stderr
     project = copy_project(tmp_path / "project")
-    result = make_package(f"MODEL={tmp_path / 'model.pkl'}", f"DATA={folder / 'sample.csv'}", "TARGET=class",
-                          f"MODULES={steps / 'notebook_steps.py'}", cwd=project)
+    given = (f"MODEL={tmp_path / 'model.pkl'}", f"DATA={folder / 'sample.csv'}", "TARGET=class", f"MODULES={steps / 'notebook_steps.py'}")
+    untrusted = make_package(*given, cwd=project)  # MODULES= trusts the module; scikit-learn's classes, unchecked, need TRUST=
+    assert untrusted.returncode != 0 and untrusted.stderr.strip().splitlines()[:1] == [
+        f"package.py: {tmp_path / 'model.pkl'}: it asks for notebook_steps.Clip, which is not read as data, so it would be "
+        "unpickled, and loading a pickle can run any code it names (scikit-learn's documentation warns so too): only if you "
+        "made this file yourself, package it with TRUST=scikit-learn (nothing written; the existing model is unchanged)"]
+    assert not (project / "notebook_steps.py").exists()
+    result = make_package(*given, "TRUST=scikit-learn", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert json.loads((project / "model.json").read_text())["modules"] == ["notebook_steps"]
+    metadata = json.loads((project / "model.json").read_text())
+    assert (metadata["modules"], metadata["trust"]) == (["notebook_steps"], ["scikit-learn"])
     subprocess.run(["make", "--no-print-directory", "archive"], cwd=project, capture_output=True, check=True)
     with zipfile.ZipFile(project / "archive.zip") as archive:
         assert "notebook_steps.py" in archive.namelist()
@@ -257,18 +264,18 @@ def pins(project):
     return {line.split("==")[0] for line in (project / "requirements.txt").read_text().split() if "==" in line}
 
 
-@pytest.mark.parametrize("estimator, served_as, pinned", [
-    (RandomForestClassifier(n_estimators=20, random_state=0), "data", set()),
-    (KNeighborsClassifier(), "pipeline", {"scikit-learn", "scipy", "joblib", "pandas"}),
+@pytest.mark.parametrize("estimator, trust, served_as, pinned", [
+    (RandomForestClassifier(n_estimators=20, random_state=0), [], "data", set()),
+    (KNeighborsClassifier(), ["TRUST=scikit-learn"], "pipeline", {"scikit-learn", "scipy", "joblib", "pandas"}),
 ], ids=["a forest, served as data", "nearest neighbours, through scikit-learn"])
-def test_make_verify_passes_for_a_packaged_dataframe_pipeline(tmp_path, estimator, served_as, pinned):
+def test_make_verify_passes_for_a_packaged_dataframe_pipeline(tmp_path, estimator, trust, served_as, pinned):
     """Deployed as Cloud Functions builds it, from requirements.txt alone: a pipeline served as data
     with numpy only (no scikit-learn to import), one that is not with what unpickling it needs."""
     project = copy_project(tmp_path / "project")
     pipe, table = penguins_pipeline(estimator)
     dump(pipe, tmp_path / "penguins.pkl")
     table.to_csv(tmp_path / "penguins.csv", index=False)
-    result = make_package(f"MODEL={tmp_path / 'penguins.pkl'}", f"DATA={tmp_path / 'penguins.csv'}", cwd=project)
+    result = make_package(f"MODEL={tmp_path / 'penguins.pkl'}", f"DATA={tmp_path / 'penguins.csv'}", *trust, cwd=project)
     assert result.returncode == 0, result.stderr
     assert json.loads((project / "model.json").read_text())["served_as"] == served_as
     assert pins(project) == {"functions-framework", "orjson", "numpy"} | pinned
@@ -276,3 +283,140 @@ def test_make_verify_passes_for_a_packaged_dataframe_pipeline(tmp_path, estimato
                             cwd=project, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout[-3000:]
     assert "PASS" in verify.stdout
+
+
+# A sample or a model path package.py can't use stops it in one line on stderr, never a traceback,
+# and leaves the bundle in --out as it was; a sample it can use, however saved, is packaged.
+
+REFUSED = " (nothing written; the existing model is unchanged)\n"
+PNG_START = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"
+
+
+def run_package(*args):
+    """package.py as `make package` runs it (called directly: make adds a line of its own to a failure)."""
+    return subprocess.run([sys.executable, str(ROOT / "package.py"), *map(str, args)], capture_output=True, text=True)
+
+
+def stops_in_one_line(result, line):
+    assert (result.returncode, result.stderr) == (1, line + REFUSED), result.stderr
+    assert "Traceback" not in result.stdout
+
+
+def iris_sample(notebook, change=lambda table: table, **to_csv):
+    """The notebook's sample CSV, changed."""
+    return change(pd.read_csv(notebook[0] / "sample.csv")).to_csv(index=False, **to_csv).encode()
+
+
+def with_cell(table, line, column, value):
+    """The table with `value` in `column` on line `line` of its CSV (the header is line 1)."""
+    table = table.copy()
+    table.loc[line - 2, column] = value
+    return table
+
+
+BROKEN_SAMPLES = {
+    # name: (the sample's bytes from the notebook's, the line package.py stops with, {path} standing for the sample's)
+    "empty": (lambda nb: b"", "{path}: the file is empty"),
+    "an image": (lambda nb: PNG_START, "{path}: not a text file: byte 0x89 on line 1 isn't UTF-8 (save it as CSV UTF-8)"),
+    "a header alone": (lambda nb: iris_sample(nb).split(b"\n")[0] + b"\n", "{path}: has a header but no rows"),
+    "semicolons": (lambda nb: iris_sample(nb, sep=";"),
+                   "{path}: its one column is named 'sepal length (cm);sepal width (cm);petal length (cm);petal width (cm);class': "
+                   "is it separated by ';' rather than ','? A sample's columns are separated by commas (to_csv's default)"),
+    "a column named twice": (lambda nb: iris_sample(nb).replace(b"petal width (cm)", b"petal length (cm)", 1),
+                             "{path}: columns 3 and 4 are both named 'petal length (cm)'; rename one"),
+    "1e200": (lambda nb: iris_sample(nb, lambda t: with_cell(t, 5, "petal length (cm)", 1e200)),
+              "{path}: column 'petal length (cm)' holds 1e+200 on line 5, beyond 1e+100, the largest magnitude the function "
+              "takes; correct or remove that line"),
+    "a target without values": (lambda nb: iris_sample(nb, lambda t: t.assign(**{"class": None})),
+                                "{path}: the target 'class' is empty on every line; without TARGET= it is packaged unscored"),
+    "the target alone": (lambda nb: iris_sample(nb, lambda t: t[["class"]]),
+                         "{path}: lacks the pipeline's columns: sepal length (cm), sepal width (cm), petal length (cm), petal width (cm)"),
+}
+
+
+def model_files(folder):
+    return {name: (folder / name).read_bytes() for name in ("model.pkl", "model.json") if (folder / name).exists()}
+
+
+@pytest.mark.parametrize("name", list(BROKEN_SAMPLES))
+def test_a_sample_package_cannot_use_stops_it_in_one_line(tmp_path, bundle, notebook, name):
+    content, line = BROKEN_SAMPLES[name]
+    before = model_files(bundle)
+    sample = tmp_path / "sample.csv"
+    sample.write_bytes(content(notebook))
+    result = run_package(notebook[0] / "model.pkl", "--data", sample, "--target", "class", "--out", bundle)
+    stops_in_one_line(result, "package.py: " + line.format(path=sample))
+    assert model_files(bundle) == before and len(before) == 2
+
+
+def test_a_model_or_sample_path_that_is_no_file_stops_package_in_one_line(tmp_path, bundle, notebook):
+    before, out = model_files(bundle), tmp_path / "new"
+    model, sample = notebook[0] / "model.pkl", notebook[0] / "sample.csv"
+    cases = [
+        ([tmp_path / "absent.pkl"], f"{tmp_path / 'absent.pkl'}: file not found"),
+        ([notebook[0]], f"{notebook[0]}: is a folder, not a file"),
+        ([model, "--data", tmp_path / "absent.csv"], f"{tmp_path / 'absent.csv'}: file not found"),
+        ([model, "--data", notebook[0]], f"{notebook[0]}: is a folder, not a file"),
+    ]
+    for args, line in cases:
+        stops_in_one_line(run_package(*args, "--out", out), f"package.py: {line}")
+        stops_in_one_line(run_package(*args, "--out", bundle), f"package.py: {line}")
+    assert not out.exists() and model_files(bundle) == before
+    assert run_package(model, "--data", sample, "--out", out).returncode == 0  # the same, with both found
+
+
+def test_a_sample_at_the_functions_limit_is_packaged_and_served(tmp_path, notebook):
+    """Whatever package.py writes, the function serves: a number beyond serving's MAX_MAGNITUDE is
+    refused above; one at it makes a bundle that starts, and answers its example and that number."""
+    from serving.fields import MAX_MAGNITUDE
+
+    sample, out = tmp_path / "sample.csv", tmp_path / "bundle"
+    sample.write_bytes(iris_sample(notebook, lambda t: with_cell(t, 5, "petal length (cm)", MAX_MAGNITUDE)))
+    result = run_package(notebook[0] / "model.pkl", "--data", sample, "--target", "class", "--out", out)
+    assert result.returncode == 0, result.stderr
+    metadata = json.loads((out / "model.json").read_text())
+    assert next(f for f in metadata["fields"] if f["name"] == "petal_length")["range"][1] == MAX_MAGNITUDE
+    copy_function_code(ROOT, out)
+    with Server(out / "main.py").wait_ready() as server:
+        example = requests.post(server.url, json=metadata["example"])
+        at_limit = requests.post(server.url, json={**metadata["example"], "petal_length": MAX_MAGNITUDE})
+    assert example.status_code == at_limit.status_code == 200
+    row = {field["column"]: metadata["example"][field["name"]] for field in metadata["fields"]}
+    row["petal length (cm)"] = MAX_MAGNITUDE
+    assert at_limit.json()["predicted_class"] == notebook[1].predict(pd.DataFrame([row]))[0]
+
+
+def test_a_bom_windows_line_endings_and_a_target_of_one_value_are_packaged(tmp_path, notebook):
+    """Excel's "CSV UTF-8" (a byte order mark, CR LF line ends) is the same sample as to_csv's; and a
+    sample of one class is a sample, scored on that class."""
+    def one_class(table):
+        return table[table["class"] == 0]
+
+    made = {}
+    for name, content in (("plain", iris_sample(notebook, one_class)),
+                          ("excel", "\ufeff".encode() + iris_sample(notebook, one_class, lineterminator="\r\n"))):
+        (tmp_path / f"{name}.csv").write_bytes(content)
+        result = run_package(notebook[0] / "model.pkl", "--data", tmp_path / f"{name}.csv", "--target", "class",
+                             "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        made[name] = json.loads((tmp_path / name / "model.json").read_text())
+    assert made["excel"]["fields"] == made["plain"]["fields"] and made["excel"]["example"] == made["plain"]["example"]
+    assert made["excel"]["metrics"] == made["plain"]["metrics"] == {"sample_accuracy": 1.0}
+    assert made["plain"]["data"]["rows"] == 50
+
+
+def test_a_regressors_sample_target_of_one_value_or_of_text(tmp_path):
+    """R² divides by the target's spread: a constant target is scored by its mean absolute error
+    alone; a target of text can't score a regression, and says so in one line."""
+    table = palmerpenguins.load_penguins().dropna(subset=["body_mass_g"])
+    X, y = table[["bill_length_mm", "flipper_length_mm"]], table["body_mass_g"]
+    dump(make_pipeline(SimpleImputer(), HistGradientBoostingRegressor(max_iter=20)).fit(X, y), tmp_path / "mass.pkl")
+    table.assign(body_mass_g=4000.0).to_csv(tmp_path / "constant.csv", index=False)
+    constant = run_package(tmp_path / "mass.pkl", "--data", tmp_path / "constant.csv", "--target", "body_mass_g",
+                           "--out", tmp_path / "bundle")
+    assert constant.returncode == 0, constant.stderr
+    metrics = json.loads((tmp_path / "bundle" / "model.json").read_text())["metrics"]
+    assert list(metrics) == ["sample_mae"] and "on the sample: sample_mae" in constant.stdout
+    text = run_package(tmp_path / "mass.pkl", "--data", tmp_path / "constant.csv", "--target", "species", "--out", tmp_path / "b2")
+    stops_in_one_line(text, f"package.py: {tmp_path / 'constant.csv'}: the target 'species' holds text, but the pipeline is a regression")
+    assert not (tmp_path / "b2").exists()
