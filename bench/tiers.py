@@ -172,12 +172,13 @@ TWIN_AND_BATCH = """
 import json, shutil, sys
 from pathlib import Path
 from bundling.proof import generated_rows
-from bundling.writer import pin_libraries
+from bundling.writer import pin_libraries, trusted
 folder, twin, rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 metadata = json.loads((folder / "model.json").read_text())
 (folder / "batch.json").write_text(json.dumps({"instances": generated_rows(metadata["fields"], rows, seed=1)}))
 shutil.copytree(folder, twin)
-metadata.update(served_as="pipeline", proof={"not_served_as_data": "the bench's twin, served through scikit-learn"})
+metadata.update(served_as="pipeline", proof={"not_served_as_data": "the bench's twin, served through scikit-learn"},
+                **trusted((folder / "model.pkl").read_bytes(), "the bench's twin", ["scikit-learn"], ()))
 (twin / "model.json").write_text(json.dumps(metadata))
 pin_libraries(twin / "requirements.txt", metadata)
 """
