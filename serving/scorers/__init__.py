@@ -1,6 +1,6 @@
 """A fitted pipeline's steps scored with numpy, from model.pkl read as data (serving/records.py).
 
-Each family module (compose, preprocessing, linear, and the tree and boosting ones) maps the kinds
+Each family module (compose, preprocessing, text, linear, and the tree and boosting ones) maps the kinds
 it serves, "module.Name" as the pickle names the class, to a step class in its STEPS. A step is
 built as `Step(record, build)`: its __init__ checks every field it will use and raises RecordError
 naming the class and the problem, so that a record it can't reproduce exactly is refused before
@@ -29,6 +29,7 @@ FAMILY_OF_MODULE = {
     "sklearn.preprocessing._function_transformer": "compose",
     "sklearn.preprocessing._data": "preprocessing",
     "sklearn.preprocessing._encoders": "preprocessing",
+    "sklearn.feature_extraction.text": "text",
     "sklearn.impute._base": "preprocessing",
     "sklearn.linear_model._logistic": "linear",
     "sklearn.linear_model._base": "linear",
@@ -52,7 +53,7 @@ FAMILY_OF_MODULE = {
     "sklearn.utils.validation": "boosting",
     "functools": "boosting",
 }
-FAMILIES = ("compose", "preprocessing", "linear", "trees", "boosting")
+FAMILIES = ("compose", "preprocessing", "text", "linear", "trees", "boosting")
 
 
 def family(kind):

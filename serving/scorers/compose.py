@@ -6,6 +6,17 @@ ColumnTransformer gives each of its fitted transformers its own columns and puts
 by side, as np.hstack does; when scikit-learn would have returned a sparse matrix instead
 (sparse_output_), the same values come out dense, and the Pipeline only lets a step that sums a
 sparse row in the same order take them (the linear models: see linear.py).
+
+Text: a vectorizer (text.py) takes a column of documents and says so with `takes_documents = True`
+(and `n_features_in = 1`: it is one field of a request); so does a Pipeline or a
+TransformedTargetRegressor that starts with one, which is then given the documents as a 1-D array
+or a 2-D array of one column. A ColumnTransformer gives a vectorizer the column its scalar selector
+names (a column name or index), 1-D, as scikit-learn hands it a Series; a scalar selector of any
+other transformer is refused, as is a vectorizer given a list of columns. A vectorizer's output is
+SparseRows (sparse.py), not a dense matrix: a step says `outputs_sparse_rows`, and the Pipeline lets
+only a step with `accepts_sparse_rows` take it. A ColumnTransformer with such a part and
+sparse_output_ stacks its outputs into SparseRows, as scipy.sparse.hstack would; without
+sparse_output_, scikit-learn makes every part dense, and so does it here.
 """
 
 import numbers
@@ -13,6 +24,7 @@ import numbers
 import numpy as np
 
 from serving.scorers import Fields, as_float_matrix, is_record
+from serving.scorers.sparse import SparseRows
 
 # The numpy functions a FunctionTransformer or TransformedTargetRegressor may apply: elementwise,
 # so scikit-learn and this module compute the same floats from the same input.
@@ -52,14 +64,23 @@ class PipelineStep:
             if not hasattr(step, "transform"):
                 raise self.fields.refuse(f"a {type(step).__name__} comes before the last step but can't transform")
         for before, after in zip(self.steps, self.steps[1:]):
-            if getattr(before, "outputs_sparse", False) and not getattr(after, "accepts_densified_sparse", False):
+            if getattr(after, "takes_documents", False):
+                raise self.fields.refuse(f"a {type(after).__name__} takes documents but comes after another step")
+            if getattr(before, "outputs_sparse_rows", False):
+                accepted = getattr(after, "accepts_sparse_rows", False)
+            else:
+                accepted = not getattr(before, "outputs_sparse", False) or getattr(after, "accepts_densified_sparse", False)
+            if not accepted:
                 raise self.fields.refuse(f"a sparse output goes into a {type(after).__name__}, which computes "
                                          "differently on sparse input")
 
     def offer_final_step_methods(self, final):
-        """The Pipeline has the methods its last step has (instance attributes, so hasattr tells)."""
-        self.outputs_sparse = getattr(self.steps[-1], "outputs_sparse", False)
-        self.accepts_densified_sparse = getattr(self.steps[0], "accepts_densified_sparse", False)
+        """The Pipeline has the methods its last step has (instance attributes, so hasattr tells),
+        takes what its first step takes and gives what its last step gives."""
+        for name in ("outputs_sparse", "outputs_sparse_rows"):
+            setattr(self, name, getattr(self.steps[-1], name, False))
+        for name in ("accepts_densified_sparse", "accepts_sparse_rows", "takes_documents"):
+            setattr(self, name, getattr(self.steps[0], name, False))
         if final is None:  # the last step is 'passthrough': the Pipeline is all transformers
             self.transform = self.transform_all
         for method in ("predict", "predict_proba", "predict_with_proba", "transform"):
@@ -88,12 +109,18 @@ class PipelineStep:
         return method
 
 
+def is_scalar_selector(columns):
+    """A column name or index, for which scikit-learn hands the transformer one column, 1-D."""
+    return isinstance(columns, (str, numbers.Integral)) and not isinstance(columns, (bool, np.bool_))
+
+
 def resolve_columns(fields, columns, names, n_features):
-    """The input column indices a ColumnTransformer selector picks, as _get_column_indices does."""
+    """The input column indices a ColumnTransformer selector picks, as _get_column_indices does:
+    a list, or one index for a scalar selector."""
     if callable(columns) or is_record(columns):
         raise fields.refuse("a callable column selector is not served")
-    if isinstance(columns, (str, numbers.Integral)) and not isinstance(columns, bool):
-        raise fields.refuse(f"the scalar column selector {columns!r} gives its transformer 1-D input; not served")
+    if is_scalar_selector(columns):
+        return column_index(fields, columns, names, n_features)
     if isinstance(columns, slice):
         return slice_columns(fields, columns, names, n_features)
     if isinstance(columns, np.ndarray):
@@ -144,18 +171,33 @@ class ColumnTransformerStep:
         if not isinstance(weights, dict):
             raise fields.refuse("transformer_weights is not a dict")
         indices_at_fit = fields.value("_transformer_to_input_indices", None)
-        self.parts = []  # (step or None for passthrough, column indices, weight or None)
+        self.parts = []  # (step or None for passthrough, column indices or one index, weight or None)
         for name, transformer, columns in self.fitted_transformers():
             indices = resolve_columns(fields, columns, names, self.n_features_in)
-            if isinstance(indices_at_fit, dict) and name in indices_at_fit and list(indices_at_fit[name]) != indices:
+            listed = [indices] if is_scalar_selector(columns) else indices
+            if isinstance(indices_at_fit, dict) and name in indices_at_fit and list(indices_at_fit[name]) != listed:
                 raise fields.refuse(f"the columns of {name!r} don't match the ones recorded at fit")
-            if is_string(transformer, "drop") or not indices:
+            if is_string(transformer, "drop") or not listed:
                 continue
             step = None if is_string(transformer, "passthrough") else build(transformer)
-            if step is not None and (not hasattr(step, "transform") or step.n_features_in != len(indices)):
-                raise fields.refuse(f"transformer {name!r} can't transform its {len(indices)} columns")
-            self.parts.append((step, np.array(indices, dtype=np.intp), self.weight(weights, name)))
+            self.check_part(name, step, columns, len(listed))
+            chosen = indices if is_scalar_selector(columns) else np.array(indices, dtype=np.intp)
+            self.parts.append((step, chosen, self.weight(weights, name)))
         self.outputs_sparse = fields.boolean("sparse_output_")
+        self.outputs_sparse_rows = self.outputs_sparse and any(
+            getattr(step, "outputs_sparse_rows", False) for step, _, _ in self.parts)
+
+    def check_part(self, name, step, columns, n_columns):
+        """A text vectorizer takes the one column a scalar selector names; any other step a list of columns."""
+        takes_documents = getattr(step, "takes_documents", False)
+        if is_scalar_selector(columns) and not takes_documents:
+            raise self.fields.refuse(f"the scalar column selector {columns!r} gives its transformer 1-D input; "
+                                     "served only for a text vectorizer")
+        if takes_documents and not is_scalar_selector(columns):
+            raise self.fields.refuse(f"transformer {name!r} takes a column of documents, but its selector "
+                                     f"{columns!r} is not one column's name or index")
+        if step is not None and (not hasattr(step, "transform") or step.n_features_in != n_columns):
+            raise self.fields.refuse(f"transformer {name!r} can't transform its {n_columns} columns")
 
     def fitted_transformers(self):
         transformers = self.fields.value("transformers_")
@@ -179,11 +221,16 @@ class ColumnTransformerStep:
             output = X[:, indices] if step is None else step.transform(X[:, indices])
             if weight is not None:
                 output = output * weight
-            if self.outputs_sparse:  # scikit-learn's check_array before stacking sparse blocks
+            if isinstance(output, SparseRows) and not self.outputs_sparse:
+                output = output.toarray()  # _hstack makes each part dense when the output is
+            elif self.outputs_sparse and not isinstance(output, SparseRows):  # check_array before stacking
                 output = as_float_matrix(output, output.shape[1], "ColumnTransformer")
             outputs.append(output)
         if not outputs:
             return np.zeros((X.shape[0], 0))
+        if self.outputs_sparse_rows:
+            return SparseRows.hstack([output if isinstance(output, SparseRows) else SparseRows.from_dense(output)
+                                      for output in outputs])
         return np.hstack(outputs)
 
 
@@ -248,7 +295,8 @@ class TransformedTargetRegressorStep:
         if not hasattr(self.transformer, "inverse_transform") or self.transformer.n_features_in != 1:
             raise fields.refuse("transformer_ can't map one target back")
         self.n_features_in = self.regressor.n_features_in
-        self.accepts_densified_sparse = getattr(self.regressor, "accepts_densified_sparse", False)
+        for name in ("accepts_densified_sparse", "accepts_sparse_rows", "takes_documents"):
+            setattr(self, name, getattr(self.regressor, name, False))
 
     def predict(self, X):
         prediction = self.regressor.predict(X)

@@ -5,7 +5,9 @@ how many rows come at once. Here each row's dot product is summed feature by fea
 right (np.add.accumulate, whose order numpy fixes): a row alone and the same row in a batch get
 the same floats, which are within a few ulps of scikit-learn's. That is also the order scipy
 uses when the features come in as a sparse matrix (a sparse ColumnTransformer or OneHotEncoder
-before the model), so for those the scores are scikit-learn's exactly.
+before the model), so for those the scores are scikit-learn's exactly. A text vectorizer's
+SparseRows are summed over their stored entries in their order, as scipy's csr_matvecs does
+(serving/scorers/sparse.py).
 
 Probabilities follow scikit-learn's own path: expit of the decision (scipy's expit is
 1 / (1 + exp(-x)), the same formula) for binary logistic regression and SGD's log loss, softmax
@@ -16,6 +18,7 @@ SGDClassifier.
 import numpy as np
 
 from serving.scorers import Fields, ScoredOnce, as_float_matrix, expit, softmax
+from serving.scorers.sparse import SparseRows
 
 PREFIX = "sklearn.linear_model."
 PROBABILISTIC_SGD_LOSSES = ("log_loss", "modified_huber")
@@ -55,6 +58,7 @@ class LinearStep:
 
     # A sparse matrix from the step before is summed in the same order (see the module's doc).
     accepts_densified_sparse = True
+    accepts_sparse_rows = True
 
     def __init__(self, record, build):
         self.fields = fields = Fields(record)
@@ -81,8 +85,10 @@ class LinearStep:
 
     def decision_function(self, X):
         """(n,) scores for one output, (n, k) for several, as scikit-learn's decision_function."""
-        X = as_float_matrix(X, self.n_features_in, self.name, allow_nan=False)
-        scores = dot_rows(X, self.coef) + self.intercept
+        if isinstance(X, SparseRows):
+            scores = X.checked(self.n_features_in, self.name).dot_rows(self.coef) + self.intercept
+        else:
+            scores = dot_rows(as_float_matrix(X, self.n_features_in, self.name, allow_nan=False), self.coef) + self.intercept
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
 

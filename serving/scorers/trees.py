@@ -8,6 +8,12 @@ and predict_proba returns them as stored), a regressor's mean. A forest adds its
 to zeros, in estimator order, and divides by the number of trees (ForestClassifier.predict_proba,
 ForestRegressor.predict). The same float operations in the same order give the same floats.
 
+A text vectorizer's SparseRows are what scikit-learn's trees take as a CSR matrix: cast to float32,
+NaN refused (_support_missing_values is False for sparse input), and each row made dense as it is
+walked (Tree._apply_sparse_csr), so the same float32 values are compared. Here only the columns the
+trees split on are made dense, and a copy of the walk reads them by their place among those: a
+vocabulary's thousands of columns, or HashingVectorizer's 2**20, are never dense all at once.
+
 All of a forest's trees are walked for all rows at once: their nodes side by side in one set of
 arrays, one numpy step per level of depth, a leaf pointing to itself. A row's walk never looks at
 another row, so a row gets the same floats alone as in any batch.
@@ -18,12 +24,14 @@ features within n_features_in_, thresholds neither NaN nor -inf (+inf is scikit-
 split that sends only the missing values right), leaf values finite.
 """
 
+import copy
 import numbers
 
 import numpy as np
 
 from serving.records import RecordError
 from serving.scorers import Fields, ScoredOnce, as_float_matrix, is_record
+from serving.scorers.sparse import SparseRows
 
 TREE = "sklearn.tree._tree.Tree"
 TREES = "sklearn.tree._classes."
@@ -45,6 +53,16 @@ def tree_input(X, n_features, who, allow_nan=True):
     if np.isinf(X32).any():
         raise ValueError(f"{who}: X holds a value too large for float32")
     return X32
+
+
+def walk_and_input(walk, X, n_features, who, allow_nan):
+    """The walk and the float32 matrix it reads: tree_input of X, or for SparseRows the columns the
+    walk splits on, dense, and the walk reading those (see the module's doc)."""
+    if not isinstance(X, SparseRows):
+        return walk, tree_input(X, n_features, who, allow_nan)
+    columns, reading_them = walk.reading_columns()
+    X = X.checked(n_features, who)
+    return reading_them, tree_input(X.columns(columns), columns.shape[0], who, allow_nan=False)
 
 
 def check_links(trees, roots):
@@ -159,6 +177,16 @@ class TreeWalk:
         self.missing_left = np.concatenate([tree.missing_left for tree in trees])
         self.values = np.concatenate([tree.values for tree in trees])
 
+    def reading_columns(self):
+        """The columns the trees split on, ascending, and a copy of this walk that reads a matrix of
+        only those columns, each by its place among them (made once, then kept)."""
+        if getattr(self, "columns_read", None) is None:
+            columns = np.unique(self.feature)
+            reading_them = copy.copy(self)
+            reading_them.feature = np.searchsorted(columns, self.feature)
+            self.columns_read = (columns, reading_them)
+        return self.columns_read
+
     def row_chunks(self, n_rows, width=1):
         """Slices of the rows, each small enough that its (row, tree, width) arrays stay within WALK_CHUNK items."""
         rows = max(1, WALK_CHUNK // (self.roots.shape[0] * width))
@@ -208,6 +236,7 @@ class DecisionTreeRegressorStep:
     """DecisionTreeRegressor and ExtraTreeRegressor: the leaf's value."""
 
     classifier = False
+    accepts_sparse_rows = True
 
     def __init__(self, record, build, alone=True):
         self.fields = fields = Fields(record)
@@ -225,8 +254,8 @@ class DecisionTreeRegressorStep:
         return 1
 
     def leaf_values(self, X):
-        X32 = tree_input(X, self.n_features_in, self.fields.class_name, allow_nan=self.allows_missing)
-        return self.walk.values[self.walk.leaves(X32)[:, 0]]
+        walk, X32 = walk_and_input(self.walk, X, self.n_features_in, self.fields.class_name, self.allows_missing)
+        return walk.values[walk.leaves(X32)[:, 0]]
 
     def predict(self, X):
         return self.leaf_values(X)[:, 0]
@@ -273,6 +302,7 @@ class ForestRegressorStep:
     """RandomForestRegressor and ExtraTreesRegressor: the mean of the trees' predictions."""
 
     tree_step = DecisionTreeRegressorStep
+    accepts_sparse_rows = True
 
     def __init__(self, record, build):
         self.fields = fields = Fields(record)
@@ -299,9 +329,9 @@ class ForestRegressorStep:
 
     def mean_leaf_values(self, X):
         """The trees' leaf values added to zeros one tree after another, then divided by their number."""
-        X32 = tree_input(X, self.n_features_in, self.fields.class_name, self.allows_missing)
-        total = self.walk.add_leaf_values(X32, np.zeros((X32.shape[0], self.n_values)), self.walk.values)
-        total /= self.walk.roots.shape[0]
+        walk, X32 = walk_and_input(self.walk, X, self.n_features_in, self.fields.class_name, self.allows_missing)
+        total = walk.add_leaf_values(X32, np.zeros((X32.shape[0], self.n_values)), walk.values)
+        total /= walk.roots.shape[0]
         return total
 
     def predict(self, X):
