@@ -38,7 +38,7 @@ TREES = "sklearn.tree._classes."
 FORESTS = "sklearn.ensemble._forest."
 NESTED_KINDS = {TREE}
 # A walk's working arrays hold at most about this many (row, tree) pairs at once.
-WALK_CHUNK = 1 << 18
+WALK_CHUNK = 1 << 16
 
 
 def is_integer(value, expected):
@@ -69,7 +69,7 @@ def check_links(trees, roots):
     """Refuse unless each tree's internal nodes' children make a tree rooted at its node 0: each
     child after its parent and within its tree, no node with two parents (so every walk ends, within
     the tree's depth). All the trees at once, `roots` their first nodes side by side. Returns the
-    children side by side (a leaf its own child) and the deepest tree's depth."""
+    children side by side, a leaf its own child."""
     sizes = np.array([tree.left.shape[0] for tree in trees])
     first, node = np.repeat(roots, sizes), np.arange(int(sizes.sum()))
     internal = ~np.concatenate([tree.is_leaf for tree in trees])
@@ -89,13 +89,7 @@ def check_links(trees, roots):
     if (parents > 1).any():
         tree, twice = tree_and_node(trees, roots, int(np.argmax(parents > 1)))
         raise tree.refuse(f"node {twice} has two parents")
-    depth, frontier = 0, roots
-    while True:  # each node is reached once: trees
-        frontier = frontier[internal[frontier]]
-        if frontier.size == 0:
-            return children[0], children[1], depth
-        frontier = np.concatenate([children[0][frontier], children[1][frontier]])
-        depth += 1
+    return children[0], children[1]
 
 
 def tree_and_node(trees, roots, at):
@@ -171,11 +165,12 @@ class TreeWalk:
         sizes = [tree.left.shape[0] for tree in trees]
         self.roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         # A leaf points to itself (and splits on feature 0), so further steps leave it where it is.
-        self.left, self.right, self.depth = check_links(trees, self.roots)
+        self.left, self.right = check_links(trees, self.roots)
         self.feature = np.concatenate([np.where(tree.is_leaf, 0, tree.feature) for tree in trees])
         self.threshold = np.concatenate([tree.threshold for tree in trees])
         self.missing_left = np.concatenate([tree.missing_left for tree in trees])
         self.values = np.concatenate([tree.values for tree in trees])
+        self.internal = self.left != np.arange(self.left.shape[0])  # a leaf is its own child
 
     def reading_columns(self):
         """The columns the trees split on, ascending, and a copy of this walk that reads a matrix of
@@ -210,13 +205,28 @@ class TreeWalk:
         return total
 
     def walk(self, X):
-        node = np.repeat(self.roots[np.newaxis, :], X.shape[0], axis=0)
+        """(n_rows, n_trees): each (row, tree) pair walked down a level at a time. While most pairs
+        are still walking, every pair takes a step (a leaf is its own child); then only those that
+        are (most reach a leaf well above the deepest tree's depth)."""
+        n_rows, n_trees = X.shape[0], self.roots.shape[0]
+        node = np.tile(self.roots, n_rows)
         cells = np.ascontiguousarray(X).ravel()
-        row_starts = (np.arange(X.shape[0]) * X.shape[1])[:, np.newaxis]
-        for _ in range(self.depth):  # np.take on flat arrays: the quickest gather numpy has
-            value = np.take(cells, row_starts + np.take(self.feature, node))
-            node = np.where(self.goes_left(value, node), np.take(self.left, node), np.take(self.right, node))
-        return node
+        row_start = np.repeat(np.arange(n_rows) * X.shape[1], n_trees)
+        walking = np.take(self.internal, node)
+        while 2 * np.count_nonzero(walking) > node.size:
+            node = self.step(cells, row_start, node)
+            walking = np.take(self.internal, node)
+        walking = np.flatnonzero(walking)
+        while walking.size:
+            node[walking] = self.step(cells, np.take(row_start, walking), np.take(node, walking))
+            walking = walking[np.take(self.internal, np.take(node, walking))]
+        return node.reshape(n_rows, n_trees)
+
+    def step(self, cells, row_start, node):
+        """Each pair's next node, its row's cells starting at row_start (np.take on flat arrays:
+        the quickest gather numpy has)."""
+        value = np.take(cells, row_start + np.take(self.feature, node))
+        return np.where(self.goes_left(value, node), np.take(self.left, node), np.take(self.right, node))
 
     def goes_left(self, value, node):
         # value <= threshold compares in float64, as C widens the float32 to the double threshold.
