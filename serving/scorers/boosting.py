@@ -336,7 +336,7 @@ class PredictorNodes:
         self.is_leaf = node_field(nodes, "is_leaf", "ub", refuse).astype(bool)
         self.is_categorical = node_field(nodes, "is_categorical", "ub", refuse).astype(bool) & ~self.is_leaf
         self.bitset_index = node_field(nodes, "bitset_idx", "iu", refuse).astype(np.intp)
-        self.refuse = refuse  # PredictorWalk checks the links of all the predictors at once
+        self.n_nodes, self.refuse = nodes.shape[0], refuse  # PredictorWalk checks all the predictors' links at once
         self.check_splits(n_features, is_categorical_feature, refuse)
 
     def check_splits(self, n_features, is_categorical_feature, refuse):
@@ -369,6 +369,13 @@ class PredictorWalk(TreeWalk):
                                           for p, start in zip(predictors, starts)])
         self.known_bitsets = known_bitsets
         self.known_row = feature_row[self.feature]
+
+    def read_nodes(self, predictors):
+        """The predictors' node fields side by side (each read and checked by PredictorNodes)."""
+        for name in ("feature", "threshold", "missing_left", "values"):
+            setattr(self, name, np.concatenate([getattr(predictor, name) for predictor in predictors]))
+        return tuple(np.concatenate([getattr(predictor, name) for predictor in predictors])
+                     for name in ("left", "right", "is_leaf"))
 
     def goes_left(self, value, node):
         go_left = value <= np.take(self.threshold, node)

@@ -65,17 +65,16 @@ def walk_and_input(walk, X, n_features, who, allow_nan):
     return reading_them, tree_input(X.columns(columns), columns.shape[0], who, allow_nan=False)
 
 
-def check_links(trees, roots):
+def check_links(trees, roots, sizes, left, right, is_leaf):
     """Refuse unless each tree's internal nodes' children make a tree rooted at its node 0: each
     child after its parent and within its tree, no node with two parents (so every walk ends, within
-    the tree's depth). All the trees at once, `roots` their first nodes side by side. Returns the
+    the tree's depth). All the trees at once: `roots` their first nodes side by side, `sizes` their
+    numbers of nodes, `left` and `right` each node's children as its tree numbers them. Returns the
     children side by side, a leaf its own child."""
-    sizes = np.array([tree.left.shape[0] for tree in trees])
     first, node = np.repeat(roots, sizes), np.arange(int(sizes.sum()))
-    internal = ~np.concatenate([tree.is_leaf for tree in trees])
+    internal = ~is_leaf
     children = []
-    for side in ("left", "right"):
-        local = np.concatenate([getattr(tree, side) for tree in trees])
+    for side, local in (("left", left), ("right", right)):
         child = local + first
         for problem, bad in (("is outside its {} nodes", (local < 0) | (local >= sizes.repeat(sizes))),
                              ("does not come after it", child <= node)):
@@ -83,13 +82,22 @@ def check_links(trees, roots):
             if bad.any():
                 at = int(np.argmax(bad))
                 tree, parent = tree_and_node(trees, roots, at)
-                raise tree.refuse(f"node {parent}'s {side} child {int(local[at])} " + problem.format(tree.left.shape[0]))
+                raise tree.refuse(f"node {parent}'s {side} child {int(local[at])} " + problem.format(tree.n_nodes))
         children.append(np.where(internal, child, node))
     parents = np.bincount(np.concatenate([children[0][internal], children[1][internal]]), minlength=node.shape[0])
     if (parents > 1).any():
         tree, twice = tree_and_node(trees, roots, int(np.argmax(parents > 1)))
         raise tree.refuse(f"node {twice} has two parents")
     return children[0], children[1]
+
+
+def first_refused(trees, roots, bad, problem):
+    """Refuse the tree of the first node `bad` marks (all trees' nodes side by side), if any:
+    problem(node as its tree numbers it, node side by side) says what is wrong."""
+    if bad.any():
+        at = int(np.argmax(bad))
+        tree, node = tree_and_node(trees, roots, at)
+        raise tree.refuse(problem(node, at))
 
 
 def tree_and_node(trees, roots, at):
@@ -108,9 +116,14 @@ def node_field(nodes, name, kinds, refuse):
     return field
 
 
+# A Tree's node fields the walk reads, and the kinds of dtype each may have.
+NODE_FIELDS = {"left_child": "i", "right_child": "i", "feature": "i", "threshold": "f", "missing_go_to_left": "ub"}
+
+
 class TreeNodes:
-    """A fitted sklearn.tree._tree.Tree, checked, as plain arrays: the walk's left, right, feature,
-    threshold, missing_left and is_leaf, and values (n_nodes, n_values)."""
+    """A fitted sklearn.tree._tree.Tree, its record checked: its nodes (a structured array with
+    NODE_FIELDS) and values (n_nodes, n_values). TreeWalk reads and checks the nodes of all the
+    trees it walks at once (a forest's hundred, a boosting's hundreds: one numpy step each, not one per tree)."""
 
     def __init__(self, record, n_features, n_values, classifier, refuse):
         if not is_record(record) or record.kind != TREE:
@@ -131,46 +144,49 @@ class TreeNodes:
             raise refuse(f"its values are {getattr(values, 'dtype', type(values).__name__)}, not float64")
         if values.shape != (node_count, 1, n_values):
             raise refuse(f"its values are {values.shape}, not ({node_count}, 1, {n_values})")
-        self.refuse = refuse  # TreeWalk checks the links of all its trees at once, and refuses the tree
-        self.read_nodes(nodes, n_features, refuse)
-        self.values = values[:, 0, :]
-        leaf_values = self.values[self.is_leaf]
-        if not np.isfinite(leaf_values).all() or (classifier and ((leaf_values < 0) | (leaf_values > 1)).any()):
-            raise refuse("a leaf's values are not finite" + (" fractions" if classifier else ""))
-
-    def read_nodes(self, nodes, n_features, refuse):
-        self.left = node_field(nodes, "left_child", "i", refuse).astype(np.intp)
-        self.right = node_field(nodes, "right_child", "i", refuse).astype(np.intp)
-        self.feature = node_field(nodes, "feature", "i", refuse).astype(np.intp)
-        self.threshold = node_field(nodes, "threshold", "f", refuse).astype(np.float64)
-        self.missing_left = node_field(nodes, "missing_go_to_left", "ub", refuse).astype(bool)
-        self.is_leaf = self.left == -1
-        one_child = self.is_leaf != (self.right == -1)
-        if one_child.any():
-            raise refuse(f"node {int(np.argmax(one_child))} has one child")
-        internal = ~self.is_leaf
-        bad_feature = internal & ((self.feature < 0) | (self.feature >= n_features))
-        if bad_feature.any():
-            node = int(np.argmax(bad_feature))
-            raise refuse(f"node {node} splits on feature {int(self.feature[node])} of {n_features}")
-        bad_threshold = internal & (np.isnan(self.threshold) | (self.threshold == -np.inf))
-        if bad_threshold.any():
-            raise refuse(f"node {int(np.argmax(bad_threshold))}'s threshold is {self.threshold[bad_threshold][0]}")
+        for name, kinds in NODE_FIELDS.items():
+            node_field(nodes, name, kinds, refuse)
+        self.nodes, self.values, self.n_nodes = nodes, values[:, 0, :], int(node_count)
+        self.n_features, self.classifier, self.refuse = n_features, classifier, refuse
 
 
 class TreeWalk:
     """Trees side by side: each row walked down every tree at once, one level per step."""
 
     def __init__(self, trees):
-        sizes = [tree.left.shape[0] for tree in trees]
+        sizes = np.array([tree.n_nodes for tree in trees])
         self.roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        left, right, is_leaf = self.read_nodes(trees)
         # A leaf points to itself (and splits on feature 0), so further steps leave it where it is.
-        self.left, self.right = check_links(trees, self.roots)
-        self.feature = np.concatenate([np.where(tree.is_leaf, 0, tree.feature) for tree in trees])
-        self.threshold = np.concatenate([tree.threshold for tree in trees])
-        self.missing_left = np.concatenate([tree.missing_left for tree in trees])
+        self.left, self.right = check_links(trees, self.roots, sizes, left, right, is_leaf)
+        self.feature = np.where(is_leaf, 0, self.feature)
+        self.internal = ~is_leaf
+
+    def read_nodes(self, trees):
+        """The trees' (TreeNodes) node fields side by side, checked: features within n_features_in_,
+        thresholds neither NaN nor -inf, leaf values finite (a classifier's, fractions). Sets the
+        walk's arrays; returns each node's children as its tree numbers them, and which are leaves."""
+        def field(name, dtype):
+            return np.concatenate([tree.nodes[name] for tree in trees]).astype(dtype)
+
+        left, right = field("left_child", np.intp), field("right_child", np.intp)
+        self.feature, self.threshold = field("feature", np.intp), field("threshold", np.float64)
+        self.missing_left = field("missing_go_to_left", bool)
         self.values = np.concatenate([tree.values for tree in trees])
-        self.internal = self.left != np.arange(self.left.shape[0])  # a leaf is its own child
+        is_leaf, roots, n_features = left == -1, self.roots, trees[0].n_features
+        first_refused(trees, roots, is_leaf != (right == -1), lambda node, at: f"node {node} has one child")
+        internal = ~is_leaf
+        first_refused(trees, roots, internal & ((self.feature < 0) | (self.feature >= n_features)),
+                      lambda node, at: f"node {node} splits on feature {int(self.feature[at])} of {n_features}")
+        first_refused(trees, roots, internal & (np.isnan(self.threshold) | (self.threshold == -np.inf)),
+                      lambda node, at: f"node {node}'s threshold is {self.threshold[at]}")
+        leaf_values = np.where(is_leaf[:, np.newaxis], self.values, 0.0)
+        bad = ~np.isfinite(leaf_values).all(axis=1)
+        if trees[0].classifier:
+            bad |= ((leaf_values < 0) | (leaf_values > 1)).any(axis=1)
+        first_refused(trees, roots, bad, lambda node, at: "a leaf's values are not finite" + (
+            " fractions" if trees[0].classifier else ""))
+        return left, right, is_leaf
 
     def reading_columns(self):
         """The columns the trees split on, ascending, and a copy of this walk that reads a matrix of
