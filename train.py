@@ -8,7 +8,11 @@ A table of numbers without gaps gets StandardScaler and the estimator, as iris d
 gets one ColumnTransformer in front of it: numbers have their gaps filled with the median and are
 scaled, text, true/false and integer columns of few values have theirs filled with the most
 frequent value and are one-hot encoded, a value never seen in training counting as none of them;
-a text column of IDs or names, each row's value its own, is dropped, with a note.
+a text column of IDs or names, each row's value its own, is dropped, with a note. A column of
+ISO 8601 dates (2024-05-01, or 2024-05-01T13:45:00) is a date field, which the pipeline takes as
+numbers: the date's year, month, day, day of week and day of year (and hour and minute where the
+times vary), computed by serving from the date a request sends, with Python's datetime; a time with
+a UTC offset is taken to UTC. Dates written otherwise (05/01/2024) stay text: which is the day?
 The estimator is LogisticRegression for a classification, Ridge for a regression, chosen from the
 target. Labels stay as the data spells them (integers as integers). The pipeline is fitted on plain
 arrays, built exactly as serving builds them, so serving needs no pandas.
@@ -33,7 +37,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from bundling.fields import DataError, column_type, fields_of, model_name, python_values, stopped
+from bundling.fields import DataError, column_type, fields_of, model_name, pandas_parts, python_values, stopped, with_utc_offsets
 from bundling.table import check_numbers, read_csv
 from bundling.writer import served_as, write_bundle
 from serving.bundle import as_list
@@ -42,6 +46,10 @@ from serving.fields import Schema
 HERE = Path(__file__).resolve().parent
 CV_FOLDS = 5
 MAX_CLASSES = 20  # a numeric target with more distinct values than this is a regression
+# The numbers a date becomes, which a linear model or a tree can use: its year (a trend), month, day,
+# day of week and day of year (seasons, weekly rhythms), and the hour and minute where times vary.
+PARTS_OF = {"date": ["year", "month", "day", "day_of_week", "day_of_year"],
+            "datetime": ["year", "month", "day", "day_of_week", "day_of_year", "hour", "minute"]}
 
 
 def iris_data():
@@ -116,6 +124,9 @@ def csv_data(path, target, sep=",", drop=()):
         if kind == "string" and distinct > max(50, len(table) // 2):
             notes.append(f"column {column!r} has {distinct} different values in {len(table)} rows: one-hot "
                          f"encoded, it can only tell rows apart; leave it out with --drop {column}")
+    notes += [f"column {column!r}: its times are written with a UTC offset (Z or +02:00, say): each is taken to UTC, "
+              "as serving takes a request's"
+              for column, kind in zip(features.columns, types) if kind == "datetime" and with_utc_offsets(features[column])]
     columns = [python_values(features[column], kind) for column, kind in zip(features.columns, types)]
     labels = table[target]
     return {
@@ -125,7 +136,7 @@ def csv_data(path, target, sep=",", drop=()):
         "columns": [str(c) for c in features.columns],
         "types": types,
         "values": [list(row) for row in zip(*columns)],
-        "labels": python_values(labels, column_type(labels)),
+        "labels": python_values(labels, column_type(labels, dates=False)),
         "class_names": None,
         "notes": notes,
     }
@@ -148,12 +159,14 @@ def choose_task(data, task=None):
 
 def make_pipeline(task, fields):
     """StandardScaler and the estimator for numbers without gaps; else one ColumnTransformer in
-    front of it, by column position (the pipeline takes arrays, not DataFrames)."""
+    front of it, by column position (the pipeline takes arrays, not DataFrames; a date's parts are
+    numbers, a column each)."""
     estimator = Ridge() if task == "regression" else LogisticRegression()
-    categorical = [i for i, field in enumerate(fields) if "categories" in field]
+    is_category = [("categories" in field) for field in fields for _ in field.get("parts") or [field["name"]]]
+    categorical = [i for i, category in enumerate(is_category) if category]
     if not any(field["nullable"] for field in fields):
         return Pipeline([("scaler", StandardScaler()), ("model", estimator)])
-    numeric = [i for i in range(len(fields)) if i not in categorical]
+    numeric = [i for i, category in enumerate(is_category) if not category]
     steps = [
         ("numbers", Pipeline([("fill", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
         ("categories", Pipeline([("fill", SimpleImputer(strategy="most_frequent")),
@@ -162,6 +175,20 @@ def make_pipeline(task, fields):
     if task == "classification":
         estimator.set_params(max_iter=1000)
     return Pipeline([("columns", ColumnTransformer([step for step in steps if step[2]])), ("model", estimator)])
+
+
+def check_date_parts(schema, rows, X):
+    """That the parts of each training date that serving computes, with Python's datetime (in X),
+    are those pandas computes: the model learns from them, and is asked with serving's."""
+    at = 0
+    for i, field in enumerate(schema.fields):
+        if field.parts:
+            values = [row[i] for row in rows]
+            found, expected = np.asarray(X[:, at:at + field.width], dtype=np.float64), pandas_parts(values, field.parts)
+            differs = np.flatnonzero(~np.all((found == expected) | (np.isnan(found) & np.isnan(expected)), axis=1))
+            if differs.size:
+                raise DataError(f"the parts of {field.name} {values[differs[0]]} differ between pandas and Python's datetime")
+        at += field.width
 
 
 def labels_of(data, task):
@@ -201,10 +228,14 @@ def train(data, out_dir, task=None):
     """Fit, then write model.pkl and model.json into out_dir. Returns the metadata and what to print."""
     task, why = choose_task(data, task)
     fields = fields_of(data)
+    for field in fields:
+        if field["type"] in PARTS_OF:
+            field["parts"] = PARTS_OF[field["type"]]
     if task == "classification" and len(set(data["labels"])) < 2:
         raise DataError(f"the target {data['target']!r} has a single class; nothing to predict")
     schema = Schema(fields)
     X = schema.pipeline_input(data["values"], "array")  # as serving builds it from a request's rows
+    check_date_parts(schema, data["values"], X)
     y = labels_of(data, task)
     pipeline = make_pipeline(task, fields)
     metrics = scores(task, pipeline, X, y)
@@ -238,6 +269,8 @@ def summary(metadata, why, notes, out):
     m = metadata["metrics"]
     lines = [f"trained on {metadata['data']['source']}: {metadata['data']['rows']} rows, {len(fields)} features: {kinds}",
              f"task: {metadata['task']} ({why})"]
+    lines += [f"{field['name']}: {field['type']}s from {field['range'][0]} to {field['range'][1]}, which the model takes as their "
+              f"{', '.join(part.replace('_', ' ') for part in field['parts'])}" for field in fields if "parts" in field]
     if metadata["task"] == "classification":
         lines.append(f"{len(metadata['classes'])} classes ({', '.join(metadata['class_names'])})")
         lines.append(f"training accuracy {m['training_accuracy']:.4f}, {CV_FOLDS}-fold cross-validated accuracy "

@@ -6,6 +6,8 @@ for people, and `field`: the JSON path of the offending value, where there is on
 """
 
 import math
+import re
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -65,7 +67,48 @@ def shown(text):
     return repr(text if len(text) <= 60 else text[:60] + "...")
 
 
-KINDS = {"number": "a number", "integer": "a whole number", "string": "a string", "boolean": "true or false"}
+KINDS = {"number": "a number", "integer": "a whole number", "string": "a string", "boolean": "true or false",
+         "date": "an ISO 8601 date, as 2024-05-01", "datetime": "an ISO 8601 date and time, as 2024-05-01T13:45:00"}
+
+# A date, or a date and time, is sent as text in ISO 8601's extended form, as JSON encoders, JavaScript's
+# toISOString, BigQuery and pandas write it: 2024-05-01, 2024-05-01T13:45, 2024-05-01 13:45:00.5+02:00.
+# ISO's other forms (20240501, 2024-W18-3) are refused: a caller sending them rarely means a date.
+MOMENT_TYPES = ("date", "datetime")
+MOMENT = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})"
+                    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?", re.IGNORECASE)
+# The numbers a date field with "parts" (train.py's) gives the pipeline, each from Python's datetime;
+# train.py proves pandas' .dt accessors give the same for every training row (day_of_week: Monday is 0).
+DATE_PARTS = {
+    "year": lambda moment: moment.year,
+    "month": lambda moment: moment.month,
+    "day": lambda moment: moment.day,
+    "day_of_week": lambda moment: moment.weekday(),
+    "day_of_year": lambda moment: moment.timetuple().tm_yday,
+    "hour": lambda moment: moment.hour,
+    "minute": lambda moment: moment.minute,
+}
+# A date field's column in the DataFrame a pipeline gets: the unit pandas (since 3.0) gives dates it
+# reads from text or from Python's datetimes, and Python's own resolution, so any valid request fits.
+DATETIME_UNIT = "datetime64[us]"
+
+
+def moment_of(text, kind="datetime"):
+    """ISO 8601 text as a datetime without a zone, or None if it isn't written as a date (for a
+    "date") or a date and time; ValueError or OverflowError for a day no calendar has. A time with a
+    UTC offset is taken to UTC: a model's times have no zone, and UTC is what offsets are relative to."""
+    match = MOMENT.fullmatch(text)
+    if match is None or (kind == "date" and match.end(1) != len(text)):
+        return None
+    moment = datetime.fromisoformat(text.upper())  # fromisoformat reads "T" and "Z" only in upper case
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def iso(moment, kind):
+    """A datetime as a date field's value is written: 2024-05-01 for a date, 2024-05-01T13:45:00 else."""
+    return moment.date().isoformat() if kind == "date" else moment.isoformat()
+
 
 # A warning or an error lists the values training saw only when they are a handful and their list is
 # short (penguins' islands); else it counts them. Anything longer would make every answer about an
@@ -93,12 +136,17 @@ class Field:
         self.known = set(self.categories) if self.categories is not None else None
         self.listing = listing(self.categories) if self.categories is not None else None
         self.ignores_unknown = spec.get("unknown_categories") == "ignore"
+        self.parts = spec.get("parts")  # a date given to the pipeline as these numbers (DATE_PARTS)
+        self.width = len(self.parts) if self.parts else 1  # the pipeline's columns for this field
+        self.bounds = [moment_of(value) for value in self.range] if self.type in MOMENT_TYPES and self.range else None
 
     def check(self, value, prefix, key, warnings):
         """The value as the pipeline takes it; an InputError naming path(prefix, key) if it is
         not one this field may hold. What training never saw is answered, with a warning."""
         if value is None and self.nullable:
             return None
+        if self.type in MOMENT_TYPES:
+            return self.check_moment(value, prefix, key, warnings)
         if self.type == "number":
             value = number(value, self.name, prefix, key)
         elif self.type == "integer":
@@ -120,6 +168,34 @@ class Field:
             warnings.append(f"{self.name} {value!r} is {side} the training range {self.range[0]!r} to {self.range[1]!r}")
         return value
 
+    def check_moment(self, value, prefix, key, warnings):
+        """A date field's value as the pipeline takes it: the ISO 8601 text of a date, or a date and
+        time without a zone (a date sent to a datetime field is its midnight)."""
+        if type(value) is not str:
+            raise InputError(f"{self.name} must be {self.kind}, not {kind_of(value)}", path(prefix, key))
+        try:
+            moment = moment_of(value, self.type)
+        except (ValueError, OverflowError) as err:  # a day no calendar has: 2023-02-29, 24:00, before year 1 in UTC
+            what = "date" if self.type == "date" else "date and time"
+            raise InputError(f"{self.name} {shown(value)} is not a real {what} ({err})", path(prefix, key)) from None
+        if moment is None:
+            raise InputError(f"{self.name} must be {self.kind}, not {shown(value)}", path(prefix, key))
+        value = iso(moment, self.type)
+        if self.bounds is not None and not self.bounds[0] <= moment <= self.bounds[1]:
+            side = "above" if moment > self.bounds[1] else "below"
+            warnings.append(f"{self.name} {value} is {side} the training range {self.range[0]} to {self.range[1]}")
+        return value
+
+    def pipeline_columns(self, value):
+        """A checked value as the pipeline's columns for this field: a date with parts as those
+        numbers (None, a gap, in each), anything else as itself."""
+        if not self.parts:
+            return (value,)
+        if value is None:
+            return (None,) * len(self.parts)
+        moment = datetime.fromisoformat(value)  # checked: written by iso()
+        return tuple(DATE_PARTS[part](moment) for part in self.parts)
+
 
 class Schema:
     """The model's input: its fields in order, each named in a request by its name or by the
@@ -129,7 +205,11 @@ class Schema:
         self.fields = [Field(spec) for spec in fields]
         self.names = [field.name for field in self.fields]
         self.by_key = {**{f.column: f for f in self.fields}, **{f.name: f for f in self.fields}}
-        self.numeric = all(field.type in ("number", "integer") for field in self.fields)
+        self.numeric = all(field.type in ("number", "integer") for field in self.fields)  # a request's every value a number
+        self.width = sum(field.width for field in self.fields)  # the pipeline's columns
+        self.expands = any(field.parts for field in self.fields)
+        # Whether the pipeline's every column is a number (a date's parts are): then it gets a float array.
+        self.takes_numbers = all(field.type in ("number", "integer") or field.parts for field in self.fields)
 
     def row(self, row, prefix=""):
         """One row's values in field order, and the warnings about them, from an object keyed by
@@ -160,7 +240,8 @@ class Schema:
     def pipeline_input(self, rows, kind):
         """Checked rows as the pipeline was fitted on them: a float array for numbers, an object
         array (None as NaN, which the pipeline's imputers fill) for mixed fields, or a pandas
-        DataFrame with the training columns for a pipeline that needs one."""
+        DataFrame with the training columns for a pipeline that needs one. A date with parts
+        (train.py's) is those numbers, computed here with Python's datetime."""
         if kind == "dataframe":
             import pandas as pd  # only a model that needs it imports it: it costs a cold start time and memory
 
@@ -169,8 +250,13 @@ class Schema:
                 values = [row[i] for row in rows]
                 if field.type in ("number", "integer"):
                     columns[field.column] = pd.array(values, dtype="float64" if None in values or field.type == "number" else "int64")
+                elif field.type in MOMENT_TYPES:
+                    moments = [None if v is None else datetime.fromisoformat(v) for v in values]
+                    columns[field.column] = pd.Series(moments, dtype=DATETIME_UNIT)
                 else:
                     columns[field.column] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
             return pd.DataFrame(columns)
+        if self.expands:
+            rows = [[part for field, value in zip(self.fields, row) for part in field.pipeline_columns(value)] for row in rows]
         values = [[np.nan if v is None else v for v in row] for row in rows]
-        return np.array(values, dtype=np.float64 if self.numeric else object).reshape(len(rows), len(self.fields))
+        return np.array(values, dtype=np.float64 if self.takes_numbers else object).reshape(len(rows), self.width)

@@ -4,7 +4,7 @@ Field names, their order and the class names come from the model's metadata, so 
 always describe the model actually deployed. The document is served at /openapi.json.
 """
 
-from serving.fields import LISTED_IN_AN_ANSWER, MAX_MAGNITUDE
+from serving.fields import KINDS, LISTED_IN_AN_ANSWER, MAX_MAGNITUDE, MOMENT_TYPES
 
 # What is published (GET's description, this document, the page that renders the description) lists
 # a field's values only when it has at most this many. model.json keeps them all, since serving
@@ -13,6 +13,18 @@ MAX_LISTED = 50
 # What an example request holds in place of a value of a field whose values aren't listed.
 PLACEHOLDERS = {"string": "any text", "integer": 0, "number": 0.0}
 FIELD_KINDS = {"string": "free text", "integer": "a whole number", "number": "a number"}
+# JSON Schema's format of a date field's text (RFC 3339's full-date and date-time, which ISO 8601's
+# extended form takes in; a time without an offset is accepted too, as the training data's clock read it).
+FORMATS = {"date": "date", "datetime": "date-time"}
+
+
+def date_description(field):
+    """What a date field takes, how a time zone is read, and the dates training saw."""
+    zone = "; a time with a UTC offset (Z, +02:00) is taken to UTC, one without is read as the training data's clock" \
+        if field["type"] == "datetime" else ""
+    seen = f"; training saw {field['range'][0]} to {field['range'][1]}, and beyond is answered with a warning" \
+        if "range" in field else ""
+    return f"{KINDS[field['type']]}{zone}{seen}"
 
 
 def lists_its_values(field, rows):
@@ -25,7 +37,9 @@ def lists_its_values(field, rows):
 
 def published_field(field, rows):
     """A field as it is published: as model.json has it, but for a field whose values aren't
-    listed, their number and a sentence in their place."""
+    listed, their number and a sentence in their place; a date field, with a sentence on what it takes."""
+    if field["type"] in MOMENT_TYPES:
+        return {**field, "description": date_description(field)}
     if "categories" not in field or lists_its_values(field, rows):
         return field
     count = len(field["categories"])
@@ -70,10 +84,13 @@ def description(metadata: dict, limits: dict) -> dict:
 
 def value_schema(field, may_be_null=None):
     """The JSON Schema of a field's value: its type, what training saw of it, null if it may be."""
-    schema = {"type": {"number": "number", "integer": "integer", "string": "string", "boolean": "boolean"}[field["type"]]}
+    schema = {"type": {"number": "number", "integer": "integer", "boolean": "boolean"}.get(field["type"], "string")}
     if field["type"] in ("number", "integer"):
         schema.update(minimum=-MAX_MAGNITUDE, maximum=MAX_MAGNITUDE)
-    if "categories" in field:
+    if field["type"] in MOMENT_TYPES:
+        description = date_description(field)
+        schema.update(format=FORMATS[field["type"]], description=description[:1].upper() + description[1:])
+    elif "categories" in field:
         if field["unknown_categories"] == "error":
             schema["enum"] = field["categories"]
         else:
