@@ -18,26 +18,46 @@ joblib.dump writes each numpy array as a NumpyArrayWrapper object followed by th
 bytes (object arrays as a pickle of their own); `read` reads them as joblib's NumpyUnpickler does.
 Memory is linear in the file's size (its bytes, and a bounded multiple for the objects its
 opcodes make), and the file is at most MAX_PICKLE_BYTES.
+
+A file joblib.dump compressed (compress=3, or ("gzip", 9), say) is the same stream wrapped by one of
+the standard library's compressors: `uncompressed` unwraps it, and stops at MAX_PICKLE_BYTES of
+output, so that a small file that decompresses to gigabytes is refused, not held.
 """
 
 import builtins
+import bz2
 import io
+import lzma
 import math
 import pickle
 import struct
 import sys
+import zlib
 from collections import OrderedDict
 
 import numpy as np
 
 MAX_PICKLE_BYTES = 500 * 1024 * 1024
+DECOMPRESS_STEP = 8 * 1024 * 1024  # bytes a compressed model.pkl is decompressed by at a time
 # Hashing a tuple walks all its parts, and a tuple can hold the same tuple twice at every level
 # (2**depth parts from a few bytes): a dict key or set item may have at most this many parts.
 MAX_KEY_PARTS = 10_000
 ARRAY_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
-COMPRESSED_PREFIXES = {
-    b"\x78": "zlib", b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ": "xz", b"]\x00\x00": "lzma",
-    b"\x04\x22\x4d\x18": "lz4", b"ZF": "joblib's old zlib format",
+# An lzma or xz file names the window its decompressor keeps (up to 4 GiB); joblib's, at its strongest
+# preset, needs 65 MiB.
+LZMA_MEMORY = 128 * 1024 * 1024
+# joblib.dump(compress=...)'s formats, by the prefixes joblib's compressor.py detects them by, and
+# the standard library's decompressor of each.
+DECOMPRESSORS = {
+    b"\x78": ("zlib", lambda: zlib.decompressobj(zlib.MAX_WBITS)),
+    b"\x1f\x8b": ("gzip", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)),
+    b"BZ": ("bz2", bz2.BZ2Decompressor),
+    b"\xfd7zXZ": ("xz", lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=LZMA_MEMORY)),
+    b"\x5d\x00": ("lzma", lambda: lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=LZMA_MEMORY)),
+}
+UNREAD_COMPRESSIONS = {
+    b"\x04\x22\x4d\x18": "it is compressed with lz4, which Python's standard library does not read",
+    b"ZF": "it is in the compressed format of joblib before 0.10, which joblib itself no longer writes",
 }
 # Random generators a fitted estimator keeps (GradientBoosting's _rng, say): no use for scoring,
 # so they are records, never constructed.
@@ -121,12 +141,8 @@ def read(content: bytes, kinds) -> Record:
     says which classes may be read as records: "module.Name" in kinds (a set, or scorers.SERVED)."""
     if not isinstance(content, (bytes, bytearray)):
         raise RecordError(f"it should be bytes, not {type(content).__name__}")
-    if len(content) > MAX_PICKLE_BYTES:
-        raise RecordError(f"it has {len(content)} bytes, over the {MAX_PICKLE_BYTES} read as data")
+    content = uncompressed(content)
     if not content.startswith(b"\x80"):
-        for prefix, compression in COMPRESSED_PREFIXES.items():
-            if content.startswith(prefix):
-                raise RecordError(f"it is compressed ({compression}): write it with joblib.dump(compress=0)")
         raise RecordError("it is not a pickle of protocol 2 or later (it does not start with 0x80)")
     stream = io.BytesIO(content)
     try:
@@ -140,6 +156,50 @@ def read(content: bytes, kinds) -> Record:
     if not isinstance(found, Record):
         raise RecordError(f"it holds a {type(found).__name__}, not an object of a class read as data")
     return found
+
+
+def uncompressed(content):
+    """The pickle in `content`: the bytes themselves, or those joblib.dump compressed, decompressed;
+    RecordError if it is over MAX_PICKLE_BYTES either way, or compressed otherwise."""
+    if len(content) > MAX_PICKLE_BYTES:
+        raise RecordError(f"it has {len(content)} bytes, over the {MAX_PICKLE_BYTES} read as data")
+    if content.startswith(b"\x80"):
+        return content
+    for prefix, why in UNREAD_COMPRESSIONS.items():
+        if content.startswith(prefix):
+            raise RecordError(f"{why}: write it with joblib.dump(pipeline, file, compress=3) (zlib), or without compress")
+    compression, decompressor = next(((name, make()) for prefix, (name, make) in DECOMPRESSORS.items()
+                                      if content.startswith(prefix)), (None, None))
+    if decompressor is None:
+        return content  # not compressed either: `read` says what it is not
+    try:
+        found = _decompressed(decompressor, content, compression)
+    except (OSError, ValueError, zlib.error, lzma.LZMAError) as error:
+        raise RecordError(f"it is neither a pickle nor a {compression} stream as joblib.dump(compress=...) writes one "
+                          f"({_one_line(error)})") from None
+    if not decompressor.eof:
+        raise RecordError(f"it is compressed ({compression}) but ends inside its compressed stream: is the file whole?")
+    if decompressor.unused_data:
+        raise RecordError(f"it is compressed ({compression}) and has bytes after its compressed stream, which joblib.dump "
+                          "does not write")
+    return found
+
+
+def _decompressed(decompressor, content, compression):
+    """What `decompressor` makes of `content`, DECOMPRESS_STEP bytes at a time, so that it stops just
+    past MAX_PICKLE_BYTES: a single call could hold twice that before saying how much it made."""
+    found, pending = bytearray(), content
+    while not decompressor.eof:
+        piece = decompressor.decompress(pending, DECOMPRESS_STEP)
+        # zlib hands back the input it has not read yet; bz2 and lzma keep it, and ask for more when done
+        pending = getattr(decompressor, "unconsumed_tail", b"")
+        if not piece and not pending and getattr(decompressor, "needs_input", True):
+            break  # the input is used up before the stream's end
+        found += piece
+        if len(found) > MAX_PICKLE_BYTES:
+            raise RecordError(f"it is compressed ({compression}) and decompresses to over the {MAX_PICKLE_BYTES} bytes "
+                              "read as data")
+    return bytes(found)
 
 
 def walk(record):
