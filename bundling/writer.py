@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import joblib
@@ -69,6 +70,9 @@ def write_bundle(pipeline, description, out_dir, sample_rows, trust=MADE_BY_TRAI
             metadata["proof"] = {"not_served_as_data": str(why)}
             metadata["served_as"] = "pipeline"
             metadata.update(trusted(pickle_path.read_bytes(), why, trust, module_files))
+            # The other libraries whose code it runs, by version as scikit-learn is: serving checks it has the same.
+            metadata["versions"].update({library: version(library) for library in metadata["trust"]
+                                         if library not in metadata["versions"]})
         for module in module_files:
             shutil.copy(module, Path(staging) / Path(module).name)
         # What a serving instance checks first, checked here before anything is replaced.
@@ -105,7 +109,8 @@ def served_as(metadata):
     if metadata["served_as"] == "data":
         return (f"served as data, without scikit-learn: its answers proven on {proof['rows']:,} rows to be "
                 f"scikit-learn {metadata['versions']['scikit-learn']}'s ({proof['floats']})")
-    return f"served through scikit-learn, which requirements.txt pins: {proof['not_served_as_data']}; {trust_line(metadata)}"
+    through = " and ".join(["scikit-learn"] + [library for library in metadata["trust"] if library != "scikit-learn"])
+    return f"served through {through}, which requirements.txt pins: {proof['not_served_as_data']}; {trust_line(metadata)}"
 
 
 PINS_NOTE = "# model.pkl is unpickled by scikit-learn at run time (these pins and this note are the bundle writer's)"
@@ -121,10 +126,8 @@ def pin_libraries(requirements, metadata):
         end = next((i for i in range(at + 1, len(lines)) if not lines[i] or lines[i].startswith("#")), len(lines))
         del lines[at:end]
     if metadata["served_as"] == "pipeline":
-        from importlib.metadata import version
-
         needed = ["scikit-learn", "scipy", "joblib"] + (["pandas"] if metadata["input"] == "dataframe" else [])
-        needed += [library for library in metadata.get("trust", []) if library not in needed]  # xgboost's, say
+        needed += [library for library in metadata.get("trust", []) if library not in needed]  # xgboost (or xgboost-cpu), say
         lines += [PINS_NOTE, *(f"{package}=={version(package)}" for package in needed)]
     text = "\n".join(lines) + "\n"
     if text != requirements.read_text():  # unchanged, it keeps its time: make reinstalls nothing

@@ -45,7 +45,8 @@ def check_answers(url, metadata):
         expect(single["predicted_class"] in metadata["classes"], f"... predicted_class {single['predicted_class']!r}, "
                f"class_name {single['class_name']!r}")
         if "probabilities" in single:
-            expect(abs(sum(single["probabilities"].values()) - 1) < 1e-9, "... probabilities add up to 1")
+            # To float32's precision: XGBoost's classifiers compute their probabilities in float32.
+            expect(abs(sum(single["probabilities"].values()) - 1) < 1e-6, "... probabilities add up to 1")
         reply = single["class_name"]
     else:
         expect(isinstance(single["predicted_value"], float), f"... predicted_value {single['predicted_value']!r}")

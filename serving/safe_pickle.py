@@ -14,7 +14,8 @@ Even then, each name the pickle gives is checked, before anything is imported, a
 
 - numpy's arrays, dtypes, scalar types and ufuncs, and its random generators' constructors, by
   exact name (numpy.random as a whole re-exports itertools.cycle); joblib's array wrapper,
-  functools.partial, OrderedDict, copyreg._reconstructor; and a few builtins that hold data;
+  functools.partial, OrderedDict, defaultdict (LightGBM keeps its evaluation results in one),
+  copyreg._reconstructor; and a few builtins that hold data;
 - a class or function of a trusted library (its top-level packages, and scipy.sparse's matrices with
   scikit-learn's), or of one of the bundle's own module files, that is defined in the very module
   the pickle names, under that name: not a name the module merely imports (sklearn.base's copy);
@@ -36,7 +37,7 @@ import pickle
 import re
 import sys
 from functools import cache
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 
 from joblib.numpy_pickle import NumpyUnpickler
@@ -61,8 +62,8 @@ NUMPY_NAMES = {
 }
 # Containers that hold data, and the types a fitted step keeps as values (an encoder's dtype=float).
 BUILTINS = frozenset({"slice", "set", "frozenset", "complex", "bytearray", "range", "object", "bool", "int", "float", "str"})
-ALLOWED_ELSEWHERE = frozenset({("copyreg", "_reconstructor"), ("collections", "OrderedDict"), ("functools", "partial"),
-                               ("joblib.numpy_pickle", "NumpyArrayWrapper")})
+ALLOWED_ELSEWHERE = frozenset({("copyreg", "_reconstructor"), ("collections", "OrderedDict"), ("collections", "defaultdict"),
+                               ("functools", "partial"), ("joblib.numpy_pickle", "NumpyArrayWrapper")})
 # Protocols 0-2 spell these modules as Python 2 did.
 PYTHON2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 # What trusting a library also trusts: scikit-learn keeps scipy's sparse matrices in fitted state.
@@ -98,6 +99,22 @@ def canonical(library):
 
 
 @cache
+def installed_library(library):
+    """The installed distribution `library` names, as pip names it: by its own name, or by the module
+    it is imported as, where a build of it under another name installed that (xgboost is xgboost-cpu
+    where that build is installed rather than xgboost); UnknownLibrary if none is."""
+    try:
+        distribution(library)
+        return canonical(library)
+    except (PackageNotFoundError, ValueError):
+        pass
+    providers = {canonical(name) for name in packages_distributions().get(library, [])}
+    if len(providers) != 1:
+        raise UnknownLibrary(library)
+    return providers.pop()
+
+
+@cache
 def library_modules(library):
     """The top-level packages an installed distribution (`library`, as pip names it) holds, and
     what trusting it also trusts; UnknownLibrary if it is not installed."""
@@ -130,7 +147,7 @@ class Trust:
     exact "module.name", in `exact`; and if `only` is given, nothing it doesn't list."""
 
     def __init__(self, libraries=(), own=None, exact=(), only=None):
-        self.libraries = tuple(canonical(library) for library in libraries)
+        self.libraries = tuple(installed_library(library) for library in libraries)
         self.modules = tuple(module for library in self.libraries for module in library_modules(library))
         self.own = {module: Path(path) for module, path in (own or {}).items()}
         self.exact, self.only = frozenset(exact), None if only is None else frozenset(only)
