@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bundling.fields import DataError, column_type, fields_of, model_name, python_values, stopped
+from bundling.fields import DataError, column_type, fields_of, fitted_frame, model_name, python_values, stopped
 from bundling.loading import load_pipeline
 from bundling.probe import NEVER_SEEN, Probe, first_failure, input_kind
 from bundling.table import check_numbers, existing_file, read_csv, separator_hint
 from bundling.writer import served_as, write_bundle
 from serving.bundle import as_list
-from serving.safe_pickle import canonical
+from serving.safe_pickle import installed_library
 
 HERE = Path(__file__).resolve().parent
 
@@ -114,6 +114,17 @@ def sample_metrics(path, task, target, labels):
     return metrics
 
 
+def as_classes(target, description):
+    """The sample's target as a classifier's classes: a notebook that encoded its labels as 0..n-1
+    (XGBoost's classifiers ask for that) keeps their names in its sample, and CLASS_NAMES says
+    which class each is; a target of the classes themselves (or a regression's), as it is."""
+    classes = description.get("classes", [])
+    named = dict(zip(description.get("class_names", []), classes))
+    if named == dict(zip(map(str, classes), classes)) or not target.dropna().isin(list(named)).all():
+        return target
+    return target.map(named)
+
+
 def package(model, data=None, target=None, modules=(), class_names=None, name=None, out=HERE, trust=()):
     """Describe the pipeline in `model` and write the bundle into `out`, unpickled only as `trust`
     (the libraries whose code it may run) and `modules` allow. Returns the metadata and the notes to print."""
@@ -129,9 +140,9 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
     categories = encoders(pipeline)
     if data is not None:
         table, columns = read_sample(data, known, target, n_features)
-        types = [column_type(table[column]) for column in columns]
+        types = [column_type(table[column], dates=column not in categories) for column in columns]  # an encoder's column: categories
         rows = [list(row) for row in zip(*(python_values(table[column], kind) for column, kind in zip(columns, types)))]
-        frame = table[columns]
+        frame = fitted_frame(table, columns, types)  # its dates as datetime64, as the notebook's DataFrame had them
     else:
         columns = known or [f"x{i}" for i in range(n_features or 0)]
         if not columns:
@@ -146,7 +157,8 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
                        {column: values for column, (values, _) in categories.items()})
     kind = input_kind(pipeline, fields, rows, frame, data) if frame is not None else ("dataframe" if known else "array")
     probe = Probe(pipeline, fields, kind)
-    failure = first_failure(data, len(rows), lambda i: probe.finite(*probe.answers([rows[i]])))
+    probe.check_one_output(model, rows[:1])
+    failure = first_failure(data, len(rows), lambda indices: probe.finite(*probe.answers([rows[i] for i in indices])))
     if failure:
         raise failure
     example = next((row for row in rows if None not in row), rows[0])
@@ -157,7 +169,6 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
             if unseen is not None and not probe.takes(example[:j] + [unseen] + example[j + 1:]):
                 field["unknown_categories"] = "error"
     labels, _ = probe.answers(rows)
-    metrics = sample_metrics(data, task, table[target], labels) if data is not None and target else {}
     source = Path(data) if data else Path(model)
     steps = getattr(pipeline, "steps", [(type(pipeline).__name__.lower(), pipeline)])
     description = {
@@ -167,7 +178,7 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
         "fields": fields,
         "input": kind,
         "pipeline": [f"{step_name}: {type(step).__name__}" for step_name, step in steps],
-        "metrics": metrics,
+        "metrics": {},
         "example": dict(zip([field["name"] for field in fields], example)),
         "modules": [Path(module).stem for module in modules],
     }
@@ -177,6 +188,8 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
         if len(names) != len(classes):
             raise DataError(f"--class-names gives {len(names)} names for the {len(classes)} classes {classes}")
         description["classes"], description["class_names"] = classes, names
+    if data is not None and target:
+        description["metrics"] = sample_metrics(data, task, as_classes(table[target], description), labels)
     metadata = write(pipeline, description, Path(out), rows, trust, own)
     return metadata, notes + trust_notes(metadata, trust, Path(out))
 
@@ -194,7 +207,7 @@ def write(pipeline, description, out, rows, trust, own):
 def trust_notes(metadata, trust, out):
     """Which libraries TRUST= named that it didn't need, and what serving it needs installed."""
     notes = []
-    unused = [library for library in trust if canonical(library) not in metadata["trust"]]
+    unused = [library for library in trust if installed_library(library) not in metadata["trust"]]
     if unused:
         notes.append(f"TRUST={','.join(unused)} not needed: " + ("every object in it is read as data, and no code from it "
                      "runs" if metadata["served_as"] == "data" else "it names nothing of theirs"))

@@ -11,7 +11,8 @@ So:
    class read as data, each checked, and nothing runs. Only if all of them pass may it be unpickled
    without a word from the user (to probe it, and to prove its numpy form against scikit-learn).
 2. Otherwise it is unpickled only if the user trusts it: TRUST= names the libraries whose code it may
-   run (scikit-learn for its own classes not read as data, xgboost, lightgbm...), MODULES= their own
+   run (scikit-learn for its own classes not read as data, xgboost, lightgbm...; each pinned in
+   requirements.txt at the version installed here, and allowed only its own classes), MODULES= their own
    module files. Without them it is refused, in one line saying which class and what to add.
 3. Either way, the unpickling runs first in a child process limited to LOAD_SECONDS of CPU and
    LOAD_GIB of memory: a pickle that hangs or asks for all the memory stops there, with one line,
@@ -43,6 +44,10 @@ LOAD_GIB = 4
 ASKS_FOR = re.compile(r"it asks for (\S+), which is not read as data")
 MAX_NAMES = 500  # distinct classes and functions a pickle may name before its names stop being listed
 WARNED = "loading a pickle can run any code it names (scikit-learn's documentation warns so too)"
+# Picklers that write a function's code itself into the file (a lambda, a notebook's function), where
+# pickle and joblib write the name of a function that a module defines.
+BY_VALUE = frozenset({"cloudpickle", "dill"})
+MOVED = "import it from there in the notebook, fit and dump the pipeline again, and package it with MODULES=my_steps.py"
 
 
 def load_pipeline(path, modules=(), trust=()):
@@ -50,7 +55,7 @@ def load_pipeline(path, modules=(), trust=()):
     what to do if it can't be served, or isn't trusted."""
     own = own_module_files(modules)
     libraries = trusted_libraries(trust)
-    content = Path(path).read_bytes()
+    content = pickle_in(path)
     reason = not_read_as_data(content)
     if reason is None:  # every object checked: scikit-learn's own covered classes, unpickled to be probed
         spec = {"libraries": [], "own": {}, "covered": True}
@@ -91,19 +96,28 @@ def own_module_files(modules):
 
 
 def trusted_libraries(trust):
-    """TRUST='s libraries as pip names them, each installed here."""
+    """TRUST='s libraries as pip names the distributions installed here (xgboost may be xgboost-cpu)."""
     found = []
     for library in trust:
         try:
-            safe_pickle.library_modules(library)
+            installed = safe_pickle.installed_library(library)
         except safe_pickle.UnknownLibrary:
             raise DataError(f"TRUST={library}: no library of that name is installed; name each library by its pip name "
                             "(scikit-learn, xgboost, lightgbm), installed here") from None
-        if safe_pickle.canonical(library) in safe_pickle.NEVER_TRUSTED:
+        if installed in safe_pickle.NEVER_TRUSTED:
             raise DataError(f"TRUST={library}: numpy's arrays, dtypes, scalar types, ufuncs and random generators are "
                             "allowed without it, and nothing else of numpy is, whatever TRUST= says")
-        found.append(safe_pickle.canonical(library))
+        found.append(installed)
     return sorted(set(found))
+
+
+def pickle_in(path):
+    """The pickle in the file at `path`: its bytes, decompressed if joblib.dump compressed them
+    (bundling/writer.py writes the bundle's model.pkl uncompressed again, as it writes every pickle)."""
+    try:
+        return records.uncompressed(Path(path).read_bytes())
+    except records.RecordError as err:
+        raise DataError(f"{path}: {err}") from None
 
 
 def not_read_as_data(content):
@@ -143,14 +157,21 @@ def library_of(module):
     for library, packages in safe_pickle.LIBRARY_EXTRAS.items():
         if any(safe_pickle.within(module, package) for package in packages):
             return library
-    owners = distributions_of().get(module.split(".")[0])
-    return safe_pickle.canonical(owners[0]) if owners else None
+    top = module.split(".")[0]
+    owners = [safe_pickle.canonical(owner) for owner in distributions_of().get(top, [])]
+    # Two builds of one library installed at once (xgboost and xgboost-cpu): the one named as its module, as TRUST= finds it.
+    return next((owner for owner in owners if owner == safe_pickle.canonical(top)), owners[0] if owners else None)
+
+
+def by_value(module):
+    """Whether `module` is a by-value pickler's (cloudpickle's, joblib's or another library's copy of it, dill's)."""
+    return any(part in BY_VALUE for part in module.split("."))
 
 
 def library_to_trust(module):
     """The library whose trust would allow names from `module`, or None if no TRUST= would."""
     top = module.split(".")[0]
-    if top == "__main__" or top in sys.stdlib_module_names or safe_pickle.never_imported(module):
+    if top == "__main__" or by_value(module) or top in sys.stdlib_module_names or safe_pickle.never_imported(module):
         return None
     library = library_of(module)
     return None if library in safe_pickle.NEVER_TRUSTED else library
@@ -170,18 +191,30 @@ def libraries_needed(path, names, own):
     return needed
 
 
+def trust_name(library):
+    """What TRUST= calls an installed library: its pip name, or for a build of it under a name of its
+    own (xgboost-cpu, whose module is xgboost), the library's: TRUST=xgboost finds either build."""
+    return next((top for top in safe_pickle.library_modules(library) if library.startswith(safe_pickle.canonical(top) + "-")),
+                library)
+
+
 def trust_refusal(path, reason, libraries):
+    names = sorted(set(map(trust_name, libraries)), key=lambda name: (name != "scikit-learn", name))  # the pipeline's own first
     return (f"{path}: {reason}, so it would be unpickled, and {WARNED}: only if you made this file yourself, "
-            f"package it with TRUST={','.join(sorted(libraries))}")
+            f"package it with TRUST={','.join(names)}")
 
 
 def untrusted(path, module, name):
     """Why no TRUST= allows `module.name`, and what to do instead."""
     top = module.split(".")[0]
     if top == "__main__":
-        return (f"{path}: it uses {name}, a class defined in the notebook itself (__main__), which a function "
-                f"can't import: move {name} into a module of its own (my_steps.py, say), import it from there "
-                f"in the notebook, fit and dump the pipeline again, and package it with MODULES=my_steps.py")
+        what = "a class" if name[:1].isupper() else "a function"  # as Python names them
+        return (f"{path}: it uses {name}, {what} defined in the notebook itself (__main__), which a function "
+                f"can't import: move {name} into a module of its own (my_steps.py, say), {MOVED}")
+    if by_value(module):
+        return (f"{path}: it holds a function pickled with its code ({module}.{name}: a lambda, or a function defined in "
+                f"the notebook), which only runs by running that code: move it into a module of its own (my_steps.py, "
+                f"say; a lambda becomes a def there), {MOVED}")
     if safe_pickle.never_imported(module):
         return (f"{path}: it asks for {module}.{name}, of a command line, tests or build tools, whose import alone runs "
                 "code and which no pipeline is made of; no TRUST= allows it")
@@ -191,9 +224,12 @@ def untrusted(path, module, name):
     if library_of(module) in safe_pickle.NEVER_TRUSTED:
         return (f"{path}: it asks for {module}.{name}, which is none of numpy's arrays, dtypes, scalar types, ufuncs "
                 "and random generators that a pipeline is made of, and no TRUST= allows it")
+    if "." in module:  # a package's module: a library not installed here, never a module file of one's own (MODULES=)
+        return (f"{path}: it uses {module}.{name}, from {top}, a library not installed here: install the version the "
+                f"notebook has (.venv/bin/pip install {top}==that version), then package with TRUST={top}")
     return (f"{path}: it uses {module}.{name}, from the module {top}, which the bundle doesn't hold: add it "
             f"with MODULES=path/to/{top}.py (the file is copied next to main.py, shipped in archive.zip, and allowed to load), "
-            f"or if {top} is a library, install it here and package with TRUST= its name")
+            f"or if {top} is a library, install it here and package with TRUST={top}")
 
 
 def refused(path, err, trust):
@@ -298,7 +334,7 @@ def child(order):
         importlib.import_module(module)
     limit(order["seconds"], order["gib"])
     try:
-        load_checked(order["shown"], Path(order["path"]).read_bytes(), trust)
+        load_checked(order["shown"], pickle_in(order["path"]), trust)
     except DataError as err:
         return {"error": str(err)}
     except MemoryError:

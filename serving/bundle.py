@@ -7,8 +7,8 @@ serving needs to know about it). `load_model(folder)` checks, before the first a
   the fields (class names and the example may be edited by hand; they are checked, not sealed);
 - model.pkl's SHA-256: the one model.json records, and the one MODEL_SHA256 requires, if set;
 - the versions: numpy of the major version that made the pickle; for a pipeline unpickled, the
-  scikit-learn installed is the one that made it; for one read as data, every record was made by
-  the scikit-learn it was proven against;
+  scikit-learn installed is the one that made it, and so is each other library it trusts (XGBoost,
+  say); for one read as data, every record was made by the scikit-learn it was proven against;
 - the pipeline in model.pkl: its classes, its number of features, and that it answers.
 
 Anything wrong raises ModelError, one line naming the file (or setting) and the cause.
@@ -34,11 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from serving import records, scorers
+from serving.fields import DATE_PARTS, MOMENT_TYPES, Schema, moment_of
 from serving.model import Model
 
 METADATA_FILE = "model.json"
 SERVED_AS = ("data", "pipeline")
-FIELD_TYPES = ("number", "integer", "string", "boolean")
+FIELD_TYPES = ("number", "integer", "string", "boolean", *MOMENT_TYPES)
 SHA256 = re.compile(r"[0-9a-f]{64}")
 NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
 
@@ -52,7 +53,7 @@ def is_number(value):
 
 
 FIELD_VALUE_TYPES = {"number": is_number, "integer": lambda v: type(v) is int, "string": lambda v: type(v) is str,
-                     "boolean": lambda v: type(v) is bool}
+                     "boolean": lambda v: type(v) is bool, "date": lambda v: type(v) is str, "datetime": lambda v: type(v) is str}
 
 
 def check_fields(fields, problem):
@@ -62,7 +63,7 @@ def check_fields(fields, problem):
         where = f"fields[{i}]"
         if not isinstance(field, dict):
             raise problem(f"{where} must be an object")
-        unknown = set(field) - {"name", "column", "type", "nullable", "range", "categories", "unknown_categories"}
+        unknown = set(field) - {"name", "column", "type", "nullable", "range", "categories", "unknown_categories", "parts"}
         if unknown:
             raise problem(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
         for key, kind in (("name", str), ("column", str), ("type", str), ("nullable", bool)):
@@ -70,7 +71,11 @@ def check_fields(fields, problem):
                 raise problem(f"{where}.{key} must be {'a boolean' if kind is bool else 'a non-empty string'}")
         if field["type"] not in FIELD_TYPES:
             raise problem(f"{where}.type must be one of {', '.join(FIELD_TYPES)}")
-        if "range" in field:
+        if field["type"] in MOMENT_TYPES:
+            check_date_field(field, where, problem)
+        elif "parts" in field:
+            raise problem(f"{where}.parts is for a date field")
+        elif "range" in field:
             low_high = field["range"]
             if (field["type"] not in ("number", "integer") or not isinstance(low_high, list) or len(low_high) != 2
                     or not all(map(is_number, low_high)) or low_high[0] > low_high[1]):
@@ -96,6 +101,31 @@ def check_fields(fields, problem):
         other = next((f for f in fields if f["name"] == field["column"] and f is not field), None)
         if other is not None:
             raise problem(f"field {other['name']!r} is also the column of field {field['name']!r}")
+
+
+def check_date_field(field, where, problem):
+    """A date field's range ([first, last], ISO 8601 text of its type) and parts (DATE_PARTS'
+    names); it has no categories."""
+    if "categories" in field or "unknown_categories" in field:
+        raise problem(f"{where} is a {field['type']} field, which has no categories: its range says what training saw")
+    if "range" in field:
+        moments = iso_moments(field["range"], field["type"])
+        if moments is None or len(moments) != 2 or moments[0] > moments[1]:
+            raise problem(f"{where}.range must be [first, last], two ISO 8601 {field['type']}s in order")
+    if "parts" in field:
+        parts = field["parts"]
+        if not isinstance(parts, list) or not parts or not all(type(part) is str and part in DATE_PARTS for part in parts) \
+                or len(set(parts)) != len(parts):
+            raise problem(f"{where}.parts must list some of {', '.join(DATE_PARTS)}, each once")
+
+
+def iso_moments(values, kind):
+    """A list of ISO 8601 texts of a date field's `kind` as datetimes, or None if it isn't one."""
+    try:
+        moments = [moment_of(value, kind) if type(value) is str else None for value in values] if isinstance(values, list) else [None]
+    except (ValueError, OverflowError):  # a day no calendar has
+        return None
+    return None if None in moments else moments
 
 
 def check_metadata(metadata, folder):
@@ -210,7 +240,7 @@ def check_classes_and_example(metadata, problem):
         value = example[field["name"]]
         if not (FIELD_VALUE_TYPES[field["type"]](value) or (value is None and field["nullable"])):
             raise problem(f"example's {field['name']} is not a {field['type']}")
-    from serving.fields import InputError, Schema
+    from serving.fields import InputError
 
     try:  # as a request's row is checked: within fields.MAX_MAGNITUDE, one of its categories
         Schema(metadata["fields"]).row(example)
@@ -251,7 +281,8 @@ def check_versions(metadata):
 
 
 def read_pickle(metadata, folder, expected_sha256=None):
-    """model.pkl's bytes, once its SHA-256 is model.json's, and MODEL_SHA256's if that is set."""
+    """The pickle in model.pkl, once the file's SHA-256 is model.json's, and MODEL_SHA256's if that is
+    set: its bytes, decompressed if joblib.dump compressed them (make package writes them uncompressed)."""
     name = metadata["model_file"]
     try:
         content = (Path(folder) / name).read_bytes()
@@ -267,7 +298,10 @@ def read_pickle(metadata, folder, expected_sha256=None):
         )
     if expected_sha256 is not None and actual != expected_sha256:
         raise ModelError(f"MODEL_SHA256: {name}'s SHA-256 is {actual}, not {expected_sha256}")
-    return content
+    try:
+        return records.uncompressed(content)
+    except records.RecordError as err:
+        raise ModelError(f"{name}: {err}") from None
 
 
 def as_list(values):
@@ -278,6 +312,14 @@ def as_list(values):
 def version_refusal(name, package, made_with, installed):
     return ModelError(f"{name}: made with {package} {made_with}, but {package} {installed} is installed; "
                       "install the version it was made with, or retrain")
+
+
+def check_width(name, n_features, metadata):
+    """That the pipeline takes as many columns as model.json's fields give it (a date with parts, one a part)."""
+    width, count = Schema(metadata["fields"]).width, len(metadata["fields"])
+    if n_features != width:
+        parts = f", which give it {width} columns (a date's parts each one)" if width != count else ""
+        raise ModelError(f"{name}: expects {n_features} features, {METADATA_FILE} lists {count} fields{parts}")
 
 
 def check_classes(name, classes, metadata):
@@ -301,9 +343,7 @@ def read_as_data(content, metadata):
     if made_with:  # the numpy steps were proven against `proven`'s scikit-learn, and compute what it computes
         raise ModelError(f"{name}: made with scikit-learn {' and '.join(sorted(made_with))}, but {METADATA_FILE} says it "
                          f"was proven against scikit-learn {proven}; package it again")
-    if predictor.n_features_in != len(metadata["fields"]):
-        raise ModelError(f"{name}: expects {predictor.n_features_in} features, {METADATA_FILE} lists "
-                         f"{len(metadata['fields'])} fields")
+    check_width(name, predictor.n_features_in, metadata)
     check_classes(name, as_list(getattr(predictor, "classes", [])), metadata)
     return predictor
 
@@ -316,7 +356,8 @@ def sklearn_versions(record):
 
 def check_trust(metadata):
     """A bundle unpickled at start must record whose code it trusts: the libraries (make package
-    TRUST=) and its own modules (MODULES=) whose code model.pkl may run as it loads and answers."""
+    TRUST=) and its own modules (MODULES=) whose code model.pkl may run as it loads and answers; and
+    of each library whose version model.json records, that version installed."""
     trust, names = metadata.get("trust"), metadata.get("unpickles")
     if trust is not None and not (isinstance(trust, list) and all(type(library) is str and library for library in trust)):
         raise ModelError(f"{METADATA_FILE}: trust must be a list of library names")
@@ -326,6 +367,10 @@ def check_trust(metadata):
         raise ModelError(f"{METADATA_FILE}: {metadata['model_file']} is served as a pipeline, unpickled here, and loading "
                          "a pickle can run any code it names, but trust records no library whose code it may run; "
                          "package it again with make package TRUST=..., and only if you made it")
+    for library in trust or []:  # xgboost's, say, recorded beside scikit-learn's: answers the same only as that version
+        made_with, installed = metadata["versions"].get(library), installed_version(library)
+        if made_with is not None and installed is not None and installed != made_with:
+            raise version_refusal(metadata["model_file"], library, made_with, installed)
 
 
 def trust_line(metadata):
@@ -363,8 +408,8 @@ def unpickle(content, metadata, folder):
     if not hasattr(pipeline, "predict"):
         raise ModelError(f"{name}: holds a {type(pipeline).__name__}, which has no predict")
     n_features = getattr(pipeline, "n_features_in_", None)  # a pipeline of one's own steps may not say
-    if n_features is not None and n_features != len(metadata["fields"]):
-        raise ModelError(f"{name}: expects {n_features} features, {METADATA_FILE} lists {len(metadata['fields'])} fields")
+    if n_features is not None:
+        check_width(name, n_features, metadata)
     check_classes(name, as_list(getattr(pipeline, "classes_", [])), metadata)
     return pipeline
 
