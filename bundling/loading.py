@@ -62,6 +62,8 @@ def load_pipeline(path, modules=(), trust=()):
     else:
         needed = libraries_needed(path, names_in(content), own)
         if not needed <= set(libraries):
+            if "fitted on several outputs" in reason:  # a tree's n_outputs_: no trust would get it served
+                raise DataError(f"{path}: it predicts several outputs per row; only one is served: fit one model per output")
             raise DataError(trust_refusal(path, reason, needed | set(libraries)))
         spec = {"libraries": libraries, "own": {name: str(file) for name, file in own.items()}, "covered": False}
     load_in_child(path, spec)

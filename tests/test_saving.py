@@ -295,6 +295,16 @@ def test_a_model_of_several_outputs_is_refused_in_one_line(tmp_path, name):
     assert not (tmp_path / "bundle").exists()
 
 
+def test_a_forest_of_several_outputs_is_refused_so_without_trust_too(tmp_path):
+    X, _, labels = several_outputs()
+    joblib.dump(RandomForestClassifier(n_estimators=5, random_state=0).fit(X, labels), tmp_path / "model.pkl")
+    X.to_csv(tmp_path / "sample.csv", index=False)
+    with pytest.raises(DataError) as refused:
+        package.package(tmp_path / "model.pkl", tmp_path / "sample.csv", out=tmp_path / "bundle")
+    assert str(refused.value) == (f"{tmp_path / 'model.pkl'}: it predicts several outputs per row; only one is served: "
+                                  "fit one model per output")
+
+
 def test_a_model_fitted_on_a_one_column_table_says_to_fit_it_on_the_column(tmp_path):
     X, numbers, _ = several_outputs()
     joblib.dump(LinearRegression().fit(X, numbers[["body_mass_g"]]), tmp_path / "model.pkl")  # it predicts (n, 1)
