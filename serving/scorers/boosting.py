@@ -363,12 +363,24 @@ class PredictorWalk(TreeWalk):
         super().__init__(predictors)
         self.is_categorical = np.concatenate([predictor.is_categorical for predictor in predictors])
         starts = np.cumsum([0] + [predictor.left_bitsets.shape[0] for predictor in predictors])
-        spare = starts[-1]  # a row of zeros for the nodes that are not categorical splits
-        self.left_bitsets = np.concatenate([p.left_bitsets for p in predictors] + [np.zeros((1, 8), np.uint32)])
-        self.bitset_row = np.concatenate([np.where(p.is_categorical, p.bitset_index + start, spare)
-                                          for p, start in zip(predictors, starts)])
-        self.known_bitsets = known_bitsets
-        self.known_row = feature_row[self.feature]
+        left_bitsets = np.concatenate([p.left_bitsets for p in predictors])
+        bitset_row = np.concatenate([p.bitset_index + start for p, start in zip(predictors, starts)])
+        self.category_table(left_bitsets, bitset_row, known_bitsets, feature_row[self.feature])
+
+    def category_table(self, left_bitsets, bitset_row, known_bitsets, known_row):
+        """For each categorical split, which way each of the 256 codes goes, made once: left if the
+        code's bit is set in the node's bitset; right if it is a known category (the _BinMapper's);
+        else (unknown) the way missing values go. Other nodes share a row that is never read."""
+        nodes = np.flatnonzero(self.is_categorical)
+        self.table_row = np.zeros(self.is_categorical.shape[0], dtype=np.intp)
+        self.table_row[nodes] = np.arange(nodes.shape[0])
+        codes = np.arange(256)
+        word, bit = codes >> 5, (codes & 31).astype(np.uint32)
+        in_left = (left_bitsets[bitset_row[nodes]][:, word] >> bit) & 1
+        known = (known_bitsets[known_row[nodes]][:, word] >> bit) & 1
+        unknown = self.missing_left[nodes][:, np.newaxis]
+        self.table = np.where(in_left == 1, True, np.where(known == 1, False, unknown)) if nodes.size else (
+            np.zeros((1, 256), dtype=bool))
 
     def read_nodes(self, predictors):
         """The predictors' node fields side by side (each read and checked by PredictorNodes)."""
@@ -388,15 +400,11 @@ class PredictorWalk(TreeWalk):
         return go_left
 
     def category_goes_left(self, value, node):
-        """Left if the category's bit is set in the node's bitset; right if it is a known category;
-        else (unknown, or negative) the way missing values go. The Cython casts the value to uint8:
-        the encoder's codes are whole numbers from 0 to 254 (NaN is handled before)."""
+        """The node's table's way for the value's code; a negative value goes as a missing one. The
+        Cython casts the value to uint8: the encoder's codes are whole numbers from 0 to 254 (NaN is
+        handled before)."""
         code = np.clip(np.nan_to_num(value, nan=0.0), 0, 255).astype(np.intp)
-        word, bit = code >> 5, code & 31
-        in_left = (self.left_bitsets[np.take(self.bitset_row, node), word] >> bit) & 1
-        known = (self.known_bitsets[np.take(self.known_row, node), word] >> bit) & 1
-        unknown = np.take(self.missing_left, node)
-        return np.where(value < 0, unknown, np.where(in_left == 1, True, np.where(known == 1, False, unknown)))
+        return np.where(value < 0, np.take(self.missing_left, node), self.table[np.take(self.table_row, node), code])
 
 
 def same_mask(columns, mask):
