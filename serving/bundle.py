@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from serving import records, scorers
-from serving.fields import DATE_PARTS, MOMENT_TYPES, Schema, moment_of
+from serving.fields import DATE_PARTS, MOMENT_TYPES, InputError, Schema, moment_of
 from serving.model import Model
 
 METADATA_FILE = "model.json"
@@ -240,8 +240,6 @@ def check_classes_and_example(metadata, problem):
         value = example[field["name"]]
         if not (FIELD_VALUE_TYPES[field["type"]](value) or (value is None and field["nullable"])):
             raise problem(f"example's {field['name']} is not a {field['type']}")
-    from serving.fields import InputError
-
     try:  # as a request's row is checked: within fields.MAX_MAGNITUDE, one of its categories
         Schema(metadata["fields"]).row(example)
     except InputError as err:

@@ -221,8 +221,8 @@ class SafeUnpickler(NumpyUnpickler):
 def check_protocol(content):
     if not content.startswith(b"\x80"):
         # joblib.dump and pickle.dump write protocol 2 or newer, which opens with this byte; a
-        # compressed file (joblib.dump(..., compress=...)) does not.
-        raise pickle.UnpicklingError("not a pickle of protocol 2 or newer (compressed?); save it with joblib.dump(pipeline, file)")
+        # compressed file was decompressed before it came here (records.uncompressed).
+        raise pickle.UnpicklingError("not a pickle of protocol 2 or newer; save it with joblib.dump(pipeline, file)")
 
 
 def load(content, trust, used=None):
