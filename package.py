@@ -33,14 +33,32 @@ from serving.safe_pickle import installed_library
 HERE = Path(__file__).resolve().parent
 
 
-def encoders(pipeline):
-    """{column: (categories, whether an unseen value is ignored)} from the pipeline's fitted
-    OneHotEncoders and OrdinalEncoders, wherever a ColumnTransformer hands them named columns."""
+def takes_documents(step):
+    """Whether a step takes a column of text itself, as make_pipeline(TfidfVectorizer(), ...) fitted
+    on a Series does: a text vectorizer, or a Pipeline or TransformedTargetRegressor starting with one."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(step, (CountVectorizer, HashingVectorizer)):  # a TfidfVectorizer is a CountVectorizer
+        return True
+    if isinstance(step, Pipeline):
+        return takes_documents(next((inner for _, inner in step.steps if not isinstance(inner, (str, type(None)))), None))
+    if isinstance(step, TransformedTargetRegressor):
+        return takes_documents(step.regressor_)
+    return False
+
+
+def columns_known(pipeline):
+    """What the pipeline's steps say of its columns: {column: (categories, whether an unseen value is
+    ignored)} from its fitted OneHotEncoders and OrdinalEncoders, and the columns it gives a text
+    vectorizer (by name, or by position for a pipeline fitted on an array), wherever a
+    ColumnTransformer hands them on."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    found = {}
+    found, texts = {}, set()
 
     def walk(step, columns=None):
         if isinstance(step, Pipeline):
@@ -48,7 +66,9 @@ def encoders(pipeline):
                 walk(inner, columns)
         elif isinstance(step, ColumnTransformer):
             for _, inner, selected in step.transformers_:
-                if isinstance(selected, (list, tuple, np.ndarray)) and len(selected) and isinstance(selected[0], str):
+                if isinstance(selected, (str, int, np.integer)) and takes_documents(inner):
+                    texts.add(selected if isinstance(selected, str) else int(selected))
+                elif isinstance(selected, (list, tuple, np.ndarray)) and len(selected) and isinstance(selected[0], str):
                     walk(inner, list(selected))
         elif isinstance(step, (OneHotEncoder, OrdinalEncoder)) and columns and len(columns) == len(step.categories_):
             ignores = step.handle_unknown in ("ignore", "infrequent_if_exist", "use_encoded_value", "warn")
@@ -57,7 +77,7 @@ def encoders(pipeline):
                                   if not (isinstance(value, float) and np.isnan(value))], ignores)
 
     walk(pipeline)
-    return found
+    return found, texts
 
 
 def stated_columns(pipeline):
@@ -71,8 +91,9 @@ def stated_columns(pipeline):
     return None, None
 
 
-def read_sample(path, columns, target, n_features):
-    """The sample's feature columns (the pipeline's, in its order), as pandas read them, and the target if asked."""
+def read_sample(path, columns, target, n_features, documents=False):
+    """The sample's feature columns (the pipeline's, in its order), as pandas read them, and the
+    target if asked. A pipeline that takes `documents` takes one column: the sample's only one besides the target."""
     table = read_csv(path)
     if str(table.columns[0]).startswith("Unnamed: 0"):
         table = table.drop(columns=[table.columns[0]])  # the index pandas writes with to_csv
@@ -85,6 +106,9 @@ def read_sample(path, columns, target, n_features):
         raise DataError(f"{path}: the target {target!r} is empty on every line; without TARGET= it is packaged unscored")
     if columns is None:
         columns = [str(c) for c in table.columns if c != target]
+        if documents and len(columns) != 1:
+            raise DataError(f"{path}: the pipeline takes one column of text (it starts with a text vectorizer), the sample has "
+                            f"{len(columns)} besides the target ({', '.join(columns)}): save only the text and the target")
         if n_features is not None and len(columns) != n_features:
             raise DataError(f"{path}: the pipeline takes {n_features} columns, the sample has {len(columns)} besides the target")
     missing = [column for column in columns if column not in table.columns]
@@ -136,52 +160,40 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
     task = "classification" if is_classifier(pipeline) or hasattr(pipeline, "classes_") else "regression"
     if not (is_classifier(pipeline) or is_regressor(pipeline) or hasattr(pipeline, "classes_")):
         notes.append("the pipeline says neither classifier nor regressor: taken to be a regression")
-    known, n_features = stated_columns(pipeline)
-    categories = encoders(pipeline)
+    documents = takes_documents(pipeline)  # fitted on a Series of text: one text field, whatever its vocabulary's size
+    known, n_features = (None, 1) if documents else stated_columns(pipeline)
+    categories, texts = columns_known(pipeline)
     if data is not None:
-        table, columns = read_sample(data, known, target, n_features)
-        types = [column_type(table[column], dates=column not in categories) for column in columns]  # an encoder's column: categories
+        table, columns = read_sample(data, known, target, n_features, documents)
+        texts = text_columns(columns, texts, documents)
+        for column in texts:  # to_csv writes an empty text as an empty cell, which read_csv reads as a gap
+            table[column] = table[column].fillna("")
+        types = ["text" if column in texts else column_type(table[column], dates=column not in categories)  # an encoder's: categories
+                 for column in columns]
         rows = [list(row) for row in zip(*(python_values(table[column], kind) for column, kind in zip(columns, types)))]
         frame = fitted_frame(table, columns, types)  # its dates as datetime64, as the notebook's DataFrame had them
     else:
-        columns = known or [f"x{i}" for i in range(n_features or 0)]
-        if not columns:
-            raise DataError(f"{model}: the pipeline doesn't say how many columns it takes; give a sample with DATA=")
-        types = [{str: "string", bool: "boolean", int: "integer"}.get(type(categories[c][0][0]), "number")
-                 if c in categories else "number" for c in columns]
-        rows = [[categories[c][0][0] if c in categories else 0.0 for c in columns]]
+        columns, types, rows = made_up_rows(model, known, n_features, categories, texts, documents)
         frame = None
-        notes.append("no sample: every column the pipeline doesn't one-hot encode is taken to be a number, the "
+        notes.append("no sample: every column the pipeline doesn't one-hot encode or read as text is taken to be a number, the "
                      "example is made up, and there are no training ranges to warn about; give DATA=sample.csv to do better")
     fields = fields_of({"columns": columns, "types": types, "values": rows},
                        {column: values for column, (values, _) in categories.items()})
-    kind = input_kind(pipeline, fields, rows, frame, data) if frame is not None else ("dataframe" if known else "array")
+    if documents:
+        kind = "documents"
+    else:
+        kind = input_kind(pipeline, fields, rows, frame, data) if frame is not None else ("dataframe" if known else "array")
     probe = Probe(pipeline, fields, kind)
     probe.check_one_output(model, rows[:1])
     failure = first_failure(data, len(rows), lambda indices: probe.finite(*probe.answers([rows[i] for i in indices])))
     if failure:
         raise failure
     example = next((row for row in rows if None not in row), rows[0])
-    for j, field in enumerate(fields):
-        field["nullable"] = probe.takes(example[:j] + [None] + example[j + 1:])
-        if "categories" in field:
-            unseen = NEVER_SEEN if field["type"] == "string" else max(field["categories"]) + 1 if field["type"] == "integer" else None
-            if unseen is not None and not probe.takes(example[:j] + [unseen] + example[j + 1:]):
-                field["unknown_categories"] = "error"
-    labels, _ = probe.answers(rows)
+    try_gaps_and_unseen_values(probe, fields, example)
     source = Path(data) if data else Path(model)
-    steps = getattr(pipeline, "steps", [(type(pipeline).__name__.lower(), pipeline)])
-    description = {
-        "name": name or model_name(source if source.stem != "model" else source.parent.name or "model"),
-        "task": task,
-        "data": {"source": source.name, "rows": len(rows), "target": target or "the pipeline's own"},
-        "fields": fields,
-        "input": kind,
-        "pipeline": [f"{step_name}: {type(step).__name__}" for step_name, step in steps],
-        "metrics": {},
-        "example": dict(zip([field["name"] for field in fields], example)),
-        "modules": [Path(module).stem for module in modules],
-    }
+    name = name or model_name(source if source.stem != "model" else source.parent.name or "model")
+    sample = {"source": source.name, "rows": len(rows), "target": target or "the pipeline's own"}
+    description = describe(pipeline, name, task, sample, fields, kind, example, modules)
     if task == "classification":
         classes = as_list(pipeline.classes_)
         names = class_names or [str(c) for c in classes]
@@ -189,9 +201,63 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
             raise DataError(f"--class-names gives {len(names)} names for the {len(classes)} classes {classes}")
         description["classes"], description["class_names"] = classes, names
     if data is not None and target:
+        labels, _ = probe.answers(rows)
         description["metrics"] = sample_metrics(data, task, as_classes(table[target], description), labels)
     metadata = write(pipeline, description, Path(out), rows, trust, own)
     return metadata, notes + trust_notes(metadata, trust, Path(out))
+
+
+# A made-up example's text, where there is no sample: what the published example holds in place of any text.
+MADE_UP_TEXT = "any text"
+
+
+def text_columns(columns, texts, documents):
+    """The columns that are text fields: the only one of a pipeline that takes documents, else those
+    the pipeline gives a text vectorizer (`texts`, by name or by position)."""
+    if documents:
+        return set(columns)
+    return {columns[text] if isinstance(text, int) else text for text in texts
+            if not isinstance(text, int) or 0 <= text < len(columns)}
+
+
+def made_up_rows(model, known, n_features, categories, texts, documents):
+    """Without a sample: the columns, their types and a row of one made-up example, from the
+    pipeline alone (a text field "text" for a pipeline that takes documents)."""
+    columns = ["text"] if documents else known or [f"x{i}" for i in range(n_features or 0)]
+    if not columns:
+        raise DataError(f"{model}: the pipeline doesn't say how many columns it takes; give a sample with DATA=")
+    texts = text_columns(columns, texts, documents)
+    types = ["text" if c in texts else {str: "string", bool: "boolean", int: "integer"}.get(type(categories[c][0][0]), "number")
+             if c in categories else "number" for c in columns]
+    row = [MADE_UP_TEXT if c in texts else categories[c][0][0] if c in categories else 0.0 for c in columns]
+    return columns, types, [row]
+
+
+def try_gaps_and_unseen_values(probe, fields, example):
+    """Each field's `nullable` and `unknown_categories` as the pipeline takes them: whether it
+    answers the example with a gap in the field, or with a value its categories never held."""
+    for j, field in enumerate(fields):
+        field["nullable"] = probe.takes(example[:j] + [None] + example[j + 1:])
+        if "categories" in field:
+            unseen = NEVER_SEEN if field["type"] == "string" else max(field["categories"]) + 1 if field["type"] == "integer" else None
+            if unseen is not None and not probe.takes(example[:j] + [unseen] + example[j + 1:]):
+                field["unknown_categories"] = "error"
+
+
+def describe(pipeline, name, task, sample, fields, kind, example, modules):
+    """What model.json says of the pipeline, its sample and its fields (write_bundle adds the rest)."""
+    steps = getattr(pipeline, "steps", [(type(pipeline).__name__.lower(), pipeline)])
+    return {
+        "name": name,
+        "task": task,
+        "data": sample,
+        "fields": fields,
+        "input": kind,
+        "pipeline": [f"{step_name}: {type(step).__name__}" for step_name, step in steps],
+        "metrics": {},
+        "example": dict(zip([field["name"] for field in fields], example)),
+        "modules": [Path(module).stem for module in modules],
+    }
 
 
 def write(pipeline, description, out, rows, trust, own):

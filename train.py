@@ -8,7 +8,9 @@ A table of numbers without gaps gets StandardScaler and the estimator, as iris d
 gets one ColumnTransformer in front of it: numbers have their gaps filled with the median and are
 scaled, text, true/false and integer columns of few values have theirs filled with the most
 frequent value and are one-hot encoded, a value never seen in training counting as none of them;
-a text column of IDs or names, each row's value its own, is dropped, with a note. A column of
+a column of free text (reviews, descriptions, listing titles: sentences of several words, too many
+different to be categories) is a text field, whose words the model learns from with a TF-IDF (a
+gap an empty text); a text column of IDs or names, each row's value its own, is dropped, with a note. A column of
 ISO 8601 dates (2024-05-01, or 2024-05-01T13:45:00) is a date field, which the pipeline takes as
 numbers: the date's year, month, day, day of week and day of year (and hour and minute where the
 times vary), computed by serving from the date a request sends, with Python's datetime; a time with
@@ -31,6 +33,7 @@ import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
@@ -65,6 +68,22 @@ def iris_data():
         "class_names": [str(name) for name in iris.target_names],
         "notes": [],
     }
+
+
+# A column of free text is sentences, not names or categories: its values run to TEXT_WORDS words or
+# more (the median: a listing's title, a review), and more of them differ than a category has levels
+# (over 50, or over half the rows). What a model learns from is its words: a TF-IDF of them.
+TEXT_WORDS = 5
+
+
+def free_text(series):
+    """The median number of words in a column of free text (to say so), or None for any other column."""
+    if column_type(series) != "string":
+        return None
+    values = series.dropna()
+    words = values.str.split().str.len().median()
+    distinct = values.nunique()
+    return int(words) if words >= TEXT_WORDS and (distinct > 50 or 2 * distinct > len(values)) else None
 
 
 # A text column whose values are each a row's own (an ID, a name) is dropped: one-hot encoded, it
@@ -112,13 +131,17 @@ def csv_data(path, target, sep=",", drop=()):
         notes.append(f"{int(missing_target.sum())} rows without a {target} dropped (lines {lines}...)")
         table = table[~missing_target]
     features = table.drop(columns=[target])
-    unlearnable = {column: why for column in features.columns if (why := own_values(features[column]))}
+    texts = {column: words for column in features.columns if (words := free_text(features[column]))}
+    notes += [f"column {column!r} is free text ({words} words in the middle value): the model learns from its words (a TF-IDF)"
+              + (f"; its {gaps} empty cells are empty texts" if (gaps := int(features[column].isna().sum())) else "")
+              for column, words in texts.items()]
+    unlearnable = {column: why for column in features.columns if column not in texts and (why := own_values(features[column]))}
     notes += [f"dropped column {column!r}: {why} (an ID or a name), which a model can't learn from" for column, why in unlearnable.items()]
     features = features.drop(columns=list(unlearnable))
     if features.shape[1] == 0:
         left = f" ({', '.join(map(repr, unlearnable))} dropped: each row has its own value)" if unlearnable else ""
         raise DataError(f"{path}: no feature columns besides the target {target!r}{left}")
-    types = [column_type(features[column]) for column in features.columns]
+    types = ["text" if column in texts else column_type(features[column]) for column in features.columns]
     for column, kind in zip(features.columns, types):
         distinct = features[column].nunique()
         if kind == "string" and distinct > max(50, len(table) // 2):
@@ -127,7 +150,8 @@ def csv_data(path, target, sep=",", drop=()):
     notes += [f"column {column!r}: its times are written with a UTC offset (Z or +02:00, say): each is taken to UTC, "
               "as serving takes a request's"
               for column, kind in zip(features.columns, types) if kind == "datetime" and with_utc_offsets(features[column])]
-    columns = [python_values(features[column], kind) for column, kind in zip(features.columns, types)]
+    columns = [python_values(features[column].fillna("") if kind == "text" else features[column], kind)
+               for column, kind in zip(features.columns, types)]
     labels = table[target]
     return {
         "name": model_name(path),
@@ -160,21 +184,24 @@ def choose_task(data, task=None):
 def make_pipeline(task, fields):
     """StandardScaler and the estimator for numbers without gaps; else one ColumnTransformer in
     front of it, by column position (the pipeline takes arrays, not DataFrames; a date's parts are
-    numbers, a column each)."""
+    numbers, a column each; a text field's column goes alone to its TF-IDF, as a vectorizer takes it)."""
     estimator = Ridge() if task == "regression" else LogisticRegression()
-    is_category = [("categories" in field) for field in fields for _ in field.get("parts") or [field["name"]]]
-    categorical = [i for i, category in enumerate(is_category) if category]
-    if not any(field["nullable"] for field in fields):
+    kinds = [field["type"] if field["type"] == "text" else "category" if "categories" in field else "number"
+             for field in fields for _ in field.get("parts") or [field["name"]]]
+    if set(kinds) == {"number"} and not any(field["nullable"] for field in fields):
         return Pipeline([("scaler", StandardScaler()), ("model", estimator)])
-    numeric = [i for i, category in enumerate(is_category) if not category]
     steps = [
-        ("numbers", Pipeline([("fill", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+        ("numbers", Pipeline([("fill", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+         [i for i, kind in enumerate(kinds) if kind == "number"]),
         ("categories", Pipeline([("fill", SimpleImputer(strategy="most_frequent")),
-                                 ("encode", OneHotEncoder(handle_unknown="ignore"))]), categorical),
+                                 ("encode", OneHotEncoder(handle_unknown="ignore"))]),
+         [i for i, kind in enumerate(kinds) if kind == "category"]),
     ]
+    # Words in two training texts at least: a word of one text only (a name, a typo) tells a model little.
+    steps += [(f"words_{i}", TfidfVectorizer(min_df=2), i) for i, kind in enumerate(kinds) if kind == "text"]
     if task == "classification":
         estimator.set_params(max_iter=1000)
-    return Pipeline([("columns", ColumnTransformer([step for step in steps if step[2]])), ("model", estimator)])
+    return Pipeline([("columns", ColumnTransformer([step for step in steps if step[2] != []])), ("model", estimator)])
 
 
 def check_date_parts(schema, rows, X):
@@ -231,6 +258,8 @@ def train(data, out_dir, task=None):
     for field in fields:
         if field["type"] in PARTS_OF:
             field["parts"] = PARTS_OF[field["type"]]
+        if field["type"] == "text":  # a TF-IDF takes no gap: a text with no words is an empty one
+            field["nullable"] = False
     if task == "classification" and len(set(data["labels"])) < 2:
         raise DataError(f"the target {data['target']!r} has a single class; nothing to predict")
     schema = Schema(fields)

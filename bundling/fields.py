@@ -107,6 +107,8 @@ def python_values(series, kind):
     if kind in MOMENT_TYPES:
         return [None if moment is None else iso(moment, kind) for moment in moments(series)]
     values = series.astype(object).where(series.notna(), None).tolist()
+    if kind == "text":  # what a notebook held as text, even where a CSV's reader took it for numbers
+        return [None if v is None else str(v) for v in values]
     if kind == "integer":
         return [None if v is None else int(v) for v in values]
     if kind == "number":
@@ -118,8 +120,9 @@ def python_values(series, kind):
 
 def fields_of(data, encoded=None):
     """Each column of `data` ("columns", "types", "values": rows as JSON values) as a field, with
-    the categories a fitted encoder knows (`encoded`: {column: values}) or else the sample's. All
-    may be null when the pipeline imputes, that is when the table has gaps or categories."""
+    the categories a fitted encoder knows (`encoded`: {column: values}) or else the sample's (a
+    text field has none, and no range: any text is taken). All may be null when the pipeline
+    imputes, that is when the table has gaps or categories."""
     encoded = encoded or {}
     fields = []
     for i, (name, column, kind) in enumerate(zip(field_names(data["columns"]), data["columns"], data["types"])):
@@ -128,7 +131,7 @@ def fields_of(data, encoded=None):
         if column in encoded or kind in ("string", "boolean") or (kind == "integer" and len(set(seen)) <= FEW_VALUES):
             field["categories"] = sorted(set(seen) | set(encoded.get(column, ())), key=lambda v: (repr(type(v)), v))
             field["unknown_categories"] = "ignore"
-        elif seen:  # a date field's too: ISO 8601 texts written alike sort as their dates do
+        elif seen and kind != "text":  # a date field's too: ISO 8601 texts written alike sort as their dates do
             field["range"] = [min(seen), max(seen)]
         fields.append(field)
     if any("categories" in field for field in fields) or any(None in row for row in data["values"]):

@@ -39,7 +39,8 @@ def prove(content, pipeline, metadata, sample_rows):
     except records.RecordError as err:
         raise NotProven(str(err)) from None
     schema = Schema(metadata["fields"])
-    rows = [list(row) for row in sample_rows] + generated_rows(metadata["fields"], GENERATED_ROWS)
+    rows = [list(row) for row in sample_rows]
+    rows += generated_rows(metadata["fields"], GENERATED_ROWS, sample_rows=rows)
     exact = not any(each.kind.startswith(LINEAR_KINDS) for each in records.walk(record))
     for start in range(0, len(rows), CHUNK):
         compare_rows(pipeline, steps, schema, metadata["input"], rows[start:start + CHUNK], exact)
@@ -99,17 +100,35 @@ def first_difference(want, got):
     return differs[0] if differs else 0
 
 
-def generated_rows(fields, count, seed=0):
+def generated_rows(fields, count, seed=0, sample_rows=()):
     """`count` rows a caller could send: numbers within the training range, and as far beyond it
     (not below zero where training saw none), integers as integers, every category and one training
-    never saw (where the pipeline ignores those), and a gap where a field may be null."""
+    never saw (where the pipeline ignores those), texts of the sample's words and others, and a gap
+    where a field may be null."""
     rng = np.random.default_rng(seed)
-    columns = [field_values(field, count, rng) for field in fields]
+    columns = [field_values(field, count, rng, [row[i] for row in sample_rows]) for i, field in enumerate(fields)]
     return [list(row) for row in zip(*columns)]
 
 
-def field_values(field, count, rng):
-    if "categories" in field:
+# Words no training text may hold, and what else a caller's text may differ by: capitals, accents
+# and ligatures, digits, punctuation, other scripts, apostrophes and hyphens, nothing at all.
+UNSEEN_WORDS = ["zyzzyva", "QUIXOTIC", "Ünïcödé", "naïve", "ﬁnancial", "Straße", "42", "3.14", "!!!", "東京", "don't",
+                "e-mail", "", "\t"]
+MAX_WORDS = 40
+
+
+def made_up_texts(sample_texts, count, rng):
+    """`count` texts of up to MAX_WORDS words, drawn from the words of the sample's texts and UNSEEN_WORDS."""
+    words = sorted({word for text in sample_texts if type(text) is str for word in text.split()}) + UNSEEN_WORDS
+    picks = [rng.integers(0, len(words), length).tolist() for length in rng.integers(0, MAX_WORDS, count).tolist()]
+    texts = [" ".join(words[i] for i in chosen) for chosen in picks]
+    return [text.upper() if shout else text for text, shout in zip(texts, (rng.random(count) < 0.1).tolist())]
+
+
+def field_values(field, count, rng, sample_values=()):
+    if field["type"] == "text":
+        values = made_up_texts(sample_values, count, rng)
+    elif "categories" in field:
         choices = list(field["categories"])
         if field.get("unknown_categories") == "ignore" and field["type"] != "boolean":
             choices.append(never_seen(field))

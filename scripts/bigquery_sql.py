@@ -12,7 +12,9 @@ import json
 import os
 import sys
 
-SQL_TYPES = {"number": "FLOAT64", "integer": "INT64", "string": "STRING", "boolean": "BOOL"}
+# BigQuery sends a DATE as "2024-05-01" and a DATETIME as "2024-05-01T13:45:00", as a date field reads them.
+SQL_TYPES = {"number": "FLOAT64", "integer": "INT64", "string": "STRING", "text": "STRING", "boolean": "BOOL",
+             "date": "DATE", "datetime": "DATETIME"}
 
 
 def statement(metadata, project, dataset, connection, region, function):

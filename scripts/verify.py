@@ -64,7 +64,7 @@ def check_answers(url, metadata):
     expect(status == 200 and json.loads(body) == {"replies": [reply]}, "BigQuery: replies")
 
     first = fields[0]
-    wrong = 3 if first["type"] == "string" else "wrong"
+    wrong = 3 if first["type"] in ("string", "text") else "wrong"
     status, _, body = call(url, {**example, first["name"]: wrong})
     expect(status == 400 and json.loads(body)["field"] == first["name"], "bad input: 400 naming the field")
 

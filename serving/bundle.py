@@ -39,7 +39,10 @@ from serving.model import Model
 
 METADATA_FILE = "model.json"
 SERVED_AS = ("data", "pipeline")
-FIELD_TYPES = ("number", "integer", "string", "boolean", *MOMENT_TYPES)
+FIELD_TYPES = ("number", "integer", "string", "text", "boolean", *MOMENT_TYPES)
+# What the pipeline is given: a numpy array of the fields, a pandas DataFrame of their columns, or
+# for a pipeline fitted on one column of text (a Series), the documents: a 1-D array of one text field.
+INPUTS = ("array", "dataframe", "documents")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
 
@@ -52,8 +55,12 @@ def is_number(value):
     return type(value) is int or (type(value) is float and math.isfinite(value))  # an int is finite, however long
 
 
-FIELD_VALUE_TYPES = {"number": is_number, "integer": lambda v: type(v) is int, "string": lambda v: type(v) is str,
-                     "boolean": lambda v: type(v) is bool, "date": lambda v: type(v) is str, "datetime": lambda v: type(v) is str}
+def is_text(value):
+    return type(value) is str
+
+
+FIELD_VALUE_TYPES = {"number": is_number, "integer": lambda v: type(v) is int, "boolean": lambda v: type(v) is bool,
+                     "string": is_text, "text": is_text, "date": is_text, "datetime": is_text}
 
 
 def check_fields(fields, problem):
@@ -73,6 +80,8 @@ def check_fields(fields, problem):
             raise problem(f"{where}.type must be one of {', '.join(FIELD_TYPES)}")
         if field["type"] in MOMENT_TYPES:
             check_date_field(field, where, problem)
+        elif field["type"] == "text" and {"categories", "unknown_categories"} & set(field):
+            raise problem(f"{where} is a text field, which has no categories: any text is taken")
         elif "parts" in field:
             raise problem(f"{where}.parts is for a date field")
         elif "range" in field:
@@ -157,8 +166,8 @@ def check_metadata(metadata, folder):
         raise problem("task must be classification or regression")
     if metadata["served_as"] not in SERVED_AS:
         raise problem(f"served_as must be {' or '.join(SERVED_AS)}")
-    if metadata["input"] not in ("array", "dataframe"):
-        raise problem("input must be array or dataframe")
+    if metadata["input"] not in INPUTS:
+        raise problem(f"input must be {', '.join(INPUTS[:-1])} or {INPUTS[-1]}")
     model_file = metadata["model_file"]
     if Path(model_file).name != model_file or model_file.startswith("."):
         raise problem("model_file must be a file name in the bundle's folder")
@@ -170,6 +179,8 @@ def check_metadata(metadata, folder):
     if not all(is_number(value) for value in metadata["metrics"].values()):
         raise problem("metrics must all be numbers")
     check_fields(metadata["fields"], problem)
+    if metadata["input"] == "documents" and [field["type"] for field in metadata["fields"]] != ["text"]:
+        raise problem("input documents is for a pipeline of one text field, and only one")
     for module in metadata["modules"]:
         if type(module) is not str or not module.isidentifier() or not (Path(folder) / f"{module}.py").is_file():
             raise problem(f"modules lists {module!r}, which is not a module file in the bundle")

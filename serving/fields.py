@@ -67,7 +67,7 @@ def shown(text):
     return repr(text if len(text) <= 60 else text[:60] + "...")
 
 
-KINDS = {"number": "a number", "integer": "a whole number", "string": "a string", "boolean": "true or false",
+KINDS = {"number": "a number", "integer": "a whole number", "string": "a string", "text": "text (a string)", "boolean": "true or false",
          "date": "an ISO 8601 date, as 2024-05-01", "datetime": "an ISO 8601 date and time, as 2024-05-01T13:45:00"}
 
 # A date, or a date and time, is sent as text in ISO 8601's extended form, as JSON encoders, JavaScript's
@@ -154,7 +154,7 @@ class Field:
             if not value.is_integer():
                 raise InputError(f"{self.name} must be a whole number, not {value!r}", path(prefix, key))
             value = int(value)
-        elif type(value) is not (str if self.type == "string" else bool):
+        elif type(value) is not (bool if self.type == "boolean" else str):  # a string's, or free text's
             raise InputError(f"{self.name} must be {self.kind}, not {kind_of(value)}", path(prefix, key))
         if self.known is not None and value not in self.known:
             quoted = shown(value) if type(value) is str else repr(value)
@@ -239,9 +239,13 @@ class Schema:
 
     def pipeline_input(self, rows, kind):
         """Checked rows as the pipeline was fitted on them: a float array for numbers, an object
-        array (None as NaN, which the pipeline's imputers fill) for mixed fields, or a pandas
-        DataFrame with the training columns for a pipeline that needs one. A date with parts
-        (train.py's) is those numbers, computed here with Python's datetime."""
+        array (None as NaN, which the pipeline's imputers fill) for mixed fields, a pandas
+        DataFrame with the training columns for a pipeline that needs one, or for a pipeline
+        fitted on one column of text (make_pipeline(TfidfVectorizer(), ...) on a Series), its
+        "documents": a 1-D array of them. A date with parts (train.py's) is those numbers,
+        computed here with Python's datetime."""
+        if kind == "documents":
+            return np.array([np.nan if row[0] is None else row[0] for row in rows], dtype=object)
         if kind == "dataframe":
             import pandas as pd  # only a model that needs it imports it: it costs a cold start time and memory
 

@@ -23,7 +23,8 @@ from serving.fields import InputError, kind_of, shown
 from serving.formats import check_count
 from serving.request_body import parse_json
 
-DATATYPES = {"number": "FP64", "integer": "INT64", "string": "BYTES", "boolean": "BOOL", "date": "BYTES", "datetime": "BYTES"}
+DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL",
+             "string": "BYTES", "text": "BYTES", "date": "BYTES", "datetime": "BYTES"}
 NUMPY_TYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
                "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
 NUMERIC = {name for name in NUMPY_TYPES if name != "BOOL"}

@@ -11,8 +11,9 @@ from serving.fields import KINDS, LISTED_IN_AN_ANSWER, MAX_MAGNITUDE, MOMENT_TYP
 # checks a value by them, but it ships inside the function and is never served.
 MAX_LISTED = 50
 # What an example request holds in place of a value of a field whose values aren't listed.
-PLACEHOLDERS = {"string": "any text", "integer": 0, "number": 0.0}
+PLACEHOLDERS = {"string": "any text", "text": "any text", "integer": 0, "number": 0.0}
 FIELD_KINDS = {"string": "free text", "integer": "a whole number", "number": "a number"}
+TEXT_DESCRIPTION = "free text: a sentence, a review, a description, of any length"
 # JSON Schema's format of a date field's text (RFC 3339's full-date and date-time, which ISO 8601's
 # extended form takes in; a time without an offset is accepted too, as the training data's clock read it).
 FORMATS = {"date": "date", "datetime": "date-time"}
@@ -37,9 +38,11 @@ def lists_its_values(field, rows):
 
 def published_field(field, rows):
     """A field as it is published: as model.json has it, but for a field whose values aren't
-    listed, their number and a sentence in their place; a date field, with a sentence on what it takes."""
+    listed, their number and a sentence in their place; a date or text field, with a sentence on what it takes."""
     if field["type"] in MOMENT_TYPES:
         return {**field, "description": date_description(field)}
+    if field["type"] == "text":
+        return {**field, "description": TEXT_DESCRIPTION}
     if "categories" not in field or lists_its_values(field, rows):
         return field
     count = len(field["categories"])
@@ -51,11 +54,18 @@ def published_field(field, rows):
 
 def published(metadata):
     """model.json as GET and this document show it: no field's values listed unless
-    lists_its_values, and the example's value of such a field a placeholder, not a training row's."""
+    lists_its_values, and the example's value of such a field, or of a text field, a placeholder,
+    not a training row's (null, where the field refuses a value never seen but takes a gap)."""
     fields = [published_field(field, metadata["data"].get("rows")) for field in metadata["fields"]]
-    unlisted = {key: field["type"] for field in fields if "distinct_values" in field for key in (field["name"], field["column"])}
-    example = {key: PLACEHOLDERS[unlisted[key]] if key in unlisted else value for key, value in metadata["example"].items()}
+    hidden = {field["name"]: placeholder(field) for field in fields if "distinct_values" in field or field["type"] == "text"}
+    example = {key: hidden.get(key, value) for key, value in metadata["example"].items()}
     return {**metadata, "fields": fields, "example": example}
+
+
+def placeholder(field):
+    if field.get("unknown_categories") == "error" and field["nullable"]:
+        return None
+    return PLACEHOLDERS[field["type"]]
 
 
 def description(metadata: dict, limits: dict) -> dict:
@@ -96,7 +106,7 @@ def value_schema(field, may_be_null=None):
         else:
             schema["examples"] = field["categories"]
             schema["description"] = "Values training never saw are answered, with a warning"
-    elif "distinct_values" in field:
+    elif "distinct_values" in field or field["type"] == "text":
         schema["description"] = field["description"][:1].upper() + field["description"][1:]
     elif "range" in field:
         schema["description"] = f"Training saw {field['range'][0]} to {field['range'][1]}; beyond, a warning"
@@ -174,11 +184,11 @@ def row_schemas(metadata, max_instances):
     """A row (an object, or a list in field order), a batch of them, the answers, the error, GET's answer."""
     fields = metadata["fields"]
     features = [field["name"] for field in fields]
+    renamed = ", ".join(f"{field['name']} as {field['column']!r}" for field in fields if field["column"] != field["name"])
     return {
         "Row": {
             "type": "object",
-            "description": "A field may also be named by its training column: " + ", ".join(
-                f"{field['name']} as {field['column']!r}" for field in fields if field["column"] != field["name"]),
+            **({"description": f"A field may also be named by its training column: {renamed}"} if renamed else {}),
             "properties": {field["name"]: value_schema(field) for field in fields},
             "required": features,
             "additionalProperties": False,

@@ -195,7 +195,7 @@ def test_fields_must_be_unique_and_well_formed(bundle, metadata):
     rewrite(bundle, fields=repeated)
     assert refusal(bundle) == "model.json: fields repeat the name 'sepal_length'"
     rewrite(bundle, fields=[{**fields[0], "type": "float"}, *fields[1:]])
-    assert refusal(bundle) == "model.json: fields[0].type must be one of number, integer, string, boolean, date, datetime"
+    assert refusal(bundle) == "model.json: fields[0].type must be one of number, integer, string, text, boolean, date, datetime"
     rewrite(bundle, fields=[{**fields[0], "range": [5, 1]}, *fields[1:]])
     assert refusal(bundle) == "model.json: fields[0].range must be [low, high], two numbers, for a number field"
     rewrite(bundle, fields=[{**fields[0], "column": fields[1]["name"]}, *fields[1:]])

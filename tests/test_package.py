@@ -247,7 +247,7 @@ def test_without_a_sample_it_does_what_it_can_and_says_what_it_assumed(tmp_path)
     printed, metadata, server = packaged(tmp_path / "bundle", f"MODEL={tmp_path / 'penguins.pkl'}")
     with server:
         answer = requests.post(server.url, json=metadata["example"])
-    assert "note: no sample: every column the pipeline doesn't one-hot encode is taken to be a number" in printed
+    assert "note: no sample: every column the pipeline doesn't one-hot encode or read as text is taken to be a number" in printed
     fields = {f["name"]: f for f in metadata["fields"]}
     assert fields["island"]["categories"] == ["Biscoe", "Dream", "Torgersen"] and fields["year"]["type"] == "number"
     assert answer.status_code == 200 and answer.json()["predicted_class"] in metadata["classes"]
