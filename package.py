@@ -7,12 +7,14 @@ It reads the pickle as data first (nothing in it runs), and unpickles it only if
 is a checked record of a class read as data, or if you said you trust it (--trust: the libraries
 whose code it may run; --modules: your own module files), and then first in a child process bounded
 in time and memory (bundling/loading.py says why: loading a pickle can run any code). It reads what
-the pipeline knows about itself (its columns, classes, fitted encoders' categories, classifier or regressor,
+the pipeline knows about itself (its columns, classes, fitted encoders' categories, the columns it
+gives a text vectorizer, or whether it takes a column of text itself, as
+make_pipeline(TfidfVectorizer(), ...) fitted on a Series does; classifier or regressor,
 predict_proba or not), takes the fields' types, gaps and ranges from the sample, tries what the
-pipeline accepts (a null, a category it never saw, an array instead of a DataFrame), checks that
-it scores every row of the sample as the function will give them to it (and how well, when the
-sample holds the target), and writes model.pkl and model.json just as train.py does. Without a
-sample it does what it can from the pipeline alone and says what it had to assume. What can't be
+pipeline accepts (a null, a category it never saw, an array instead of a DataFrame), checks that it
+scores every row of the sample as the function will give them to it (and how well, when the sample
+holds the target), and writes model.pkl and model.json just as train.py does. Without a sample it
+does what it can from the pipeline alone and says what it had to assume. What can't be
 served is refused here, with what to do about it.
 """
 
