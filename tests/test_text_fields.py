@@ -67,11 +67,13 @@ def published_text(server, name):
 
 @pytest.fixture(scope="module")
 def notebook(tmp_path_factory):
-    """The notebook's text classifier: fitted on the review column (a Series), dumped with joblib,
-    its sample the reviews and scores, packaged and served: (pipeline, training table, metadata, server)."""
+    """The notebook's text classifier: words and pairs of words but English stop words, fitted on the
+    review column (a Series), dumped with joblib, its sample the reviews and scores, packaged and
+    served: (pipeline, training table, metadata, server)."""
     folder = tmp_path_factory.mktemp("reviews")
     training, _ = reviews()
-    pipe = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(training["review"], training["score"])
+    vectorizer = TfidfVectorizer(stop_words="english", ngram_range=(1, 2))
+    pipe = make_pipeline(vectorizer, LogisticRegression()).fit(training["review"], training["score"])
     joblib.dump(pipe, folder / "model.pkl")
     training[["review", "score"]].sample(n=500, random_state=0).to_csv(folder / "sample.csv", index=False)
     result = package(folder / "model.pkl", "--data", folder / "sample.csv", "--target", "score", "--out", folder / "bundle")

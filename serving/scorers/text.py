@@ -24,13 +24,14 @@ numbers, so exactly in any order), binary makes each stored value 1, then the no
 The output is SparseRows: `outputs_sparse_rows` tells the next step (compose.py lets only steps
 with `accepts_sparse_rows` take it: linear models, trees and forests, TfidfTransformer).
 
+stop_words='english' is scikit-learn's list, which the pickle names but doesn't hold: stop_words.py
+holds it, read only where it changes the result (n-grams of two words or more, a vocabulary given by
+hand, HashingVectorizer); a vocabulary learned with a stop list holds none of its words, so for
+single words the list removes nothing the vocabulary would count.
+
 Refused, in one line naming the class and the option: analyzer 'char' or 'char_wb', a tokenizer,
 preprocessor, analyzer or strip_accents of one's own (a function, which the pickle can't give as
-data), input 'file' or 'filename', a dtype whose arithmetic isn't float64's, and stop_words='english'
-where it changes the result: scikit-learn's list is not in the pickle. A vocabulary learned with a
-stop list holds none of its words, so for single words the list removes nothing the vocabulary
-would count, and is served; for n-grams of two words or more, a vocabulary given by hand
-(fixed_vocabulary_), or HashingVectorizer, it is refused.
+data), input 'file' or 'filename', and a dtype whose arithmetic isn't float64's.
 """
 
 import numbers
@@ -173,16 +174,19 @@ class Analyzer:
         return int(ngram_range[0]), int(ngram_range[1])
 
     def read_stop_words(self, learned_vocabulary):
-        """The stop words as the frozenset _check_stop_list makes, or None: 'english' only where the
-        vocabulary already leaves its words out (see the module's doc)."""
+        """The stop words as the frozenset _check_stop_list makes, or None: 'english' is scikit-learn's
+        list (stop_words.py), or None where the vocabulary already leaves its words out."""
         stop_words = self.fields.value("stop_words")
         if stop_words is None:
             return None
         if isinstance(stop_words, str):
-            if stop_words == "english" and learned_vocabulary and self.max_n == 1:
-                return None
-            why = " (scikit-learn's own list, not in the pickle)" if stop_words == "english" else ""
-            raise not_served(self.fields, "stop_words", stop_words, why)
+            if stop_words != "english":
+                raise not_served(self.fields, "stop_words", stop_words)
+            if learned_vocabulary and self.max_n == 1:
+                return None  # the vocabulary holds none of its words: removing them changes nothing
+            from serving.scorers.stop_words import ENGLISH_STOP_WORDS  # only a bundle that needs the list reads it
+
+            return ENGLISH_STOP_WORDS
         if not isinstance(stop_words, (list, tuple, set, frozenset)):
             raise not_served(self.fields, "stop_words", stop_words)
         try:
