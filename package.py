@@ -168,8 +168,6 @@ def package(model, data=None, target=None, modules=(), class_names=None, name=No
     if data is not None:
         table, columns = read_sample(data, known, target, n_features, documents)
         texts = text_columns(columns, texts, documents)
-        for column in texts:  # to_csv writes an empty text as an empty cell, which read_csv reads as a gap
-            table[column] = table[column].fillna("")
         types = ["text" if column in texts else column_type(table[column], dates=column not in categories)  # an encoder's: categories
                  for column in columns]
         rows = [list(row) for row in zip(*(python_values(table[column], kind) for column, kind in zip(columns, types)))]

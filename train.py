@@ -150,8 +150,7 @@ def csv_data(path, target, sep=",", drop=()):
     notes += [f"column {column!r}: its times are written with a UTC offset (Z or +02:00, say): each is taken to UTC, "
               "as serving takes a request's"
               for column, kind in zip(features.columns, types) if kind == "datetime" and with_utc_offsets(features[column])]
-    columns = [python_values(features[column].fillna("") if kind == "text" else features[column], kind)
-               for column, kind in zip(features.columns, types)]
+    columns = [python_values(features[column], kind) for column, kind in zip(features.columns, types)]
     labels = table[target]
     return {
         "name": model_name(path),

@@ -102,13 +102,18 @@ def with_utc_offsets(series):
     return sum(1 for value in series if type(value) is str and (match := MOMENT.fullmatch(value)) and match.group(2))
 
 
+# A text column's empty cell is an empty text, not a gap: to_csv writes "" as an empty cell, which
+# read_csv reads back as a gap, and a text vectorizer takes no gap.
+EMPTY_TEXT = ""
+
+
 def python_values(series, kind):
-    """A column as the JSON values a request would send: None for a gap."""
+    """A column as the JSON values a request would send: None for a gap (a text's is EMPTY_TEXT)."""
     if kind in MOMENT_TYPES:
         return [None if moment is None else iso(moment, kind) for moment in moments(series)]
     values = series.astype(object).where(series.notna(), None).tolist()
     if kind == "text":  # what a notebook held as text, even where a CSV's reader took it for numbers
-        return [None if v is None else str(v) for v in values]
+        return [EMPTY_TEXT if v is None else str(v) for v in values]
     if kind == "integer":
         return [None if v is None else int(v) for v in values]
     if kind == "number":
@@ -142,13 +147,16 @@ def fields_of(data, encoded=None):
 
 def fitted_frame(table, columns, types):
     """The sample's `columns` (of field `types`) as the DataFrame a notebook fitted its pipeline on:
-    a date field's column as datetime64, as serving builds it (serving/fields.py's Schema.pipeline_input)."""
+    a date field's column as datetime64, as serving builds it (serving/fields.py's Schema.pipeline_input),
+    a text field's empty cells as EMPTY_TEXT."""
     import pandas as pd
 
     frame = table[columns].copy()
     for column, kind in zip(columns, types):
         if kind in MOMENT_TYPES:
             frame[column] = pd.Series(moments(frame[column]), index=frame.index, dtype=DATETIME_UNIT)
+        elif kind == "text":
+            frame[column] = frame[column].fillna(EMPTY_TEXT)
     return frame
 
 
