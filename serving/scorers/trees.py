@@ -71,24 +71,21 @@ def check_links(trees, roots, sizes, left, right, is_leaf):
     the tree's depth). All the trees at once: `roots` their first nodes side by side, `sizes` their
     numbers of nodes, `left` and `right` each node's children as its tree numbers them. Returns the
     children side by side, a leaf its own child."""
-    first, node = np.repeat(roots, sizes), np.arange(int(sizes.sum()))
+    first, node, size = np.repeat(roots, sizes), np.arange(int(sizes.sum())), sizes.repeat(sizes)  # size: of each node's tree
     internal = ~is_leaf
-    children = []
-    for side, local in (("left", left), ("right", right)):
+
+    def children(side, local):
         child = local + first
-        for problem, bad in (("is outside its {} nodes", (local < 0) | (local >= sizes.repeat(sizes))),
-                             ("does not come after it", child <= node)):
-            bad &= internal
-            if bad.any():
-                at = int(np.argmax(bad))
-                tree, parent = tree_and_node(trees, roots, at)
-                raise tree.refuse(f"node {parent}'s {side} child {int(local[at])} " + problem.format(tree.n_nodes))
-        children.append(np.where(internal, child, node))
-    parents = np.bincount(np.concatenate([children[0][internal], children[1][internal]]), minlength=node.shape[0])
-    if (parents > 1).any():
-        tree, twice = tree_and_node(trees, roots, int(np.argmax(parents > 1)))
-        raise tree.refuse(f"node {twice} has two parents")
-    return children[0], children[1]
+        first_refused(trees, roots, internal & ((local < 0) | (local >= size)),
+                      lambda parent, at: f"node {parent}'s {side} child {int(local[at])} is outside its {int(size[at])} nodes")
+        first_refused(trees, roots, internal & (child <= node),
+                      lambda parent, at: f"node {parent}'s {side} child {int(local[at])} does not come after it")
+        return np.where(internal, child, node)
+
+    left, right = children("left", left), children("right", right)
+    parents = np.bincount(np.concatenate([left[internal], right[internal]]), minlength=node.shape[0])
+    first_refused(trees, roots, parents > 1, lambda twice, at: f"node {twice} has two parents")
+    return left, right
 
 
 def first_refused(trees, roots, bad, problem):
